@@ -1,0 +1,384 @@
+"""The request-head parser: bytes in, a `RequestHead` or a `ClientError` out.
+
+`HeadParser` is fed the bytes of one request head in pieces of any size.
+It answers `None` ("need more") until the blank line that ends the head,
+then returns a frozen `RequestHead`. Bytes fed after the blank line (the
+body, or the next pipelined request) are not consumed: they are left in
+`HeadParser.leftover` for the caller.
+
+Theory of operation:
+
+1. Lines are cut by `InputBuffer.take_line` (strict CRLF, limits checked at
+   the byte that breaks them), so any split of the input gives the same
+   result or the same error.
+2. Up to `empty_line_limit` empty lines before the request line are skipped
+   (RFC 9112 section 2.2); the request line is then checked on its own
+   (method, target form, version) as soon as it is complete.
+3. Each field line is checked when complete (syntax, count limit).
+4. At the blank line the head as a whole is checked: `Host`, the body
+   framing (`Transfer-Encoding`, `Content-Length`) and `Expect`.
+
+Invariants: the parser never raises anything but `ClientError` for any
+input; it never holds more than `size_limit` bytes of head plus one fed
+piece; garbage that never ends stops at `size_limit` (431) or, in the
+request line, at `request_line_limit` (414). An error is sticky: feeding
+again raises it again.
+
+Moonbridge: the original read the head line by line inside
+`generate_handler`; it rejected HTTP/1.0 and crashed when a head arrived
+in several pieces (1.1.1).
+"""
+
+from __future__ import annotations
+
+import enum
+import re
+from dataclasses import dataclass
+from typing import NamedTuple
+
+from ._errors import ClientError
+from ._lines import InputBuffer, Limit, ReadHint, is_token, parse_field_line, split_list
+
+__all__ = ["BodyKind", "HeadParser", "RequestHead"]
+
+_VERSION = re.compile(r"HTTP/([0-9])\.([0-9])")
+_TARGET_BYTE = re.compile(r"[\x21-\x7e]+")  # visible ASCII, no space or controls
+_ABSOLUTE = re.compile(r"([A-Za-z][A-Za-z0-9+.\-]*)://([^/?#]*)(.*)", re.S)
+_HOST = re.compile(
+    r"(?:\[[0-9A-Za-z:.]+\]|[A-Za-z0-9\-._~!$&'()*+,;=%]*)(?::[0-9]*)?"
+)
+_LENGTH = re.compile(r"[0-9]{1,18}")
+
+
+class BodyKind(enum.Enum):
+    """How the request body is framed (RFC 9112 section 6.3)."""
+
+    NONE = "none"
+    """No body: neither `Content-Length` nor `Transfer-Encoding` was sent."""
+    LENGTH = "length"
+    """`Content-Length` bytes follow the head."""
+    CHUNKED = "chunked"
+    """A chunked body follows the head."""
+
+
+@dataclass(frozen=True, slots=True)
+class RequestHead:
+    """One parsed and validated request head.
+
+    Attributes:
+        method: The method as sent (case-sensitive), e.g. `"GET"`.
+        target: The request-target as sent.
+        version: `(1, 1)` or `(1, 0)`.
+        path: The path without its leading `/`, without the query, not
+            percent-decoded; `None` only for `OPTIONS *`.
+        query: The query with its leading `?`, or `""`; `None` only for
+            `OPTIONS *`.
+        authority: The target's authority for an absolute-form target,
+            otherwise the `Host` value (`None` for HTTP/1.0 without `Host`).
+        headers: The field lines as `(name, value)` pairs in order, names
+            as sent, values without surrounding whitespace, ISO-8859-1.
+        body_kind: How the body is framed.
+        content_length: The body length for `BodyKind.LENGTH`, else `None`.
+        expect_continue: The client sent `Expect: 100-continue` (HTTP/1.1).
+        connection: The `Connection` options, lower-cased.
+        keep_alive: The client lets the connection stay open: HTTP/1.1
+            without `close`, HTTP/1.0 only with `keep-alive`.
+        size: Bytes the head took, leading empty lines and blank line included.
+
+    Moonbridge: the fields of the original's request object that come
+    from the head (`method`, `path`, `query`, `headers`).
+    """
+
+    method: str
+    target: str
+    version: tuple[int, int]
+    path: str | None
+    query: str | None
+    authority: str | None
+    headers: tuple[tuple[str, str], ...]
+    body_kind: BodyKind
+    content_length: int | None
+    expect_continue: bool
+    connection: frozenset[str]
+    keep_alive: bool
+    size: int
+
+    def values(self, name: str) -> list[str]:
+        """Return the values of the field lines called `name` (any case)."""
+        name = name.lower()
+        return [value for key, value in self.headers if key.lower() == name]
+
+
+class _RequestLine(NamedTuple):
+    method: str
+    target: str
+    version: tuple[int, int]
+    path: str | None
+    query: str | None
+    authority: str | None
+
+
+class HeadParser:
+    """Incremental parser of one request head.
+
+    Args:
+        size_limit: Most bytes the head may take (431 past it).
+        request_line_limit: Most bytes of the request line before its
+            CRLF (414 past it).
+        header_count_limit: Most field lines (431 past it).
+        empty_line_limit: Most empty lines skipped before the request line
+            (400 past it).
+
+    Examples:
+        >>> parser = HeadParser()
+        >>> parser.feed(b"GET /a?b=1 HTTP/1.1\\r\\nHost: x\\r\\n") is None
+        True
+        >>> head = parser.feed(b"\\r\\nnext")
+        >>> head.path, head.query, head.keep_alive, parser.leftover
+        ('a', '?b=1', True, b'next')
+
+    Moonbridge: the head reading part of `generate_handler`; `size_limit`
+    is the `request_header_size_limit` option.
+    """
+
+    def __init__(
+        self,
+        *,
+        size_limit: int = 1024 * 1024,
+        request_line_limit: int = 8192,
+        header_count_limit: int = 100,
+        empty_line_limit: int = 4,
+    ) -> None:
+        _at_least(1, size_limit=size_limit, request_line_limit=request_line_limit,
+                  header_count_limit=header_count_limit)
+        _at_least(0, empty_line_limit=empty_line_limit)
+        self._total = Limit(size_limit, 431, "request head")
+        self._line = Limit(request_line_limit, 414, "request line")
+        self._header_count_limit = header_count_limit
+        self._empty_line_limit = empty_line_limit
+        self._buffer = InputBuffer()
+        self._used = 0
+        self._empty_lines = 0
+        self._started = False
+        self._request_line: _RequestLine | None = None
+        self._fields: list[tuple[str, str]] = []
+        self._head: RequestHead | None = None
+        self._error: ClientError | None = None
+        self._leftover = b""
+
+    @property
+    def started(self) -> bool:
+        """True once any byte was fed (decides between idle and head timeout)."""
+        return self._started
+
+    @property
+    def head(self) -> RequestHead | None:
+        """The parsed head once complete, else `None`."""
+        return self._head
+
+    @property
+    def leftover(self) -> bytes:
+        """Bytes fed after the end of the head (body or next request)."""
+        return self._leftover
+
+    def next_read(self) -> ReadHint:
+        """Return a read that stops at the end of the current line."""
+        return ReadHint(16384, b"\n")
+
+    def feed(self, data: bytes) -> RequestHead | None:
+        """Add received bytes and parse as far as they go.
+
+        Args:
+            data: The next bytes of the connection, any amount.
+
+        Returns:
+            The head once its blank line arrived, else `None`.
+
+        Raises:
+            ClientError: The head breaks the protocol or a limit.
+            ValueError: The head was already complete.
+        """
+        if self._error is not None:
+            raise self._error
+        if self._head is not None:
+            raise ValueError("the head is complete; the caller owns later bytes")
+        self._started = self._started or bool(data)
+        self._buffer.append(data)
+        try:
+            return self._parse()
+        except ClientError as error:
+            self._error = error
+            raise
+
+    def _parse(self) -> RequestHead | None:
+        buffer = self._buffer
+        while True:
+            if self._request_line is None:
+                line = buffer.take_line(self._line, self._total, self._used)
+            else:
+                line = buffer.take_line(None, self._total, self._used)
+            if line is None:
+                return None
+            self._used += len(line) + 2
+            if self._request_line is None:
+                self._start_line(line)
+            elif line:
+                self._field_line(line)
+            else:
+                self._head = _finish(self._request_line, self._fields, self._used)
+                self._leftover = buffer.take_all()
+                return self._head
+
+    def _start_line(self, line: bytes) -> None:
+        if not line:
+            self._empty_lines += 1
+            if self._empty_lines > self._empty_line_limit:
+                raise ClientError(400, "too many empty lines before the request line")
+            return
+        self._request_line = _parse_request_line(line)
+
+    def _field_line(self, line: bytes) -> None:
+        if len(self._fields) >= self._header_count_limit:
+            raise ClientError(431, f"more than {self._header_count_limit} header fields")
+        self._fields.append(parse_field_line(line))
+
+
+def _at_least(minimum: int, **values: int) -> None:
+    """Raise `ValueError` for a limit below `minimum` (configuration error)."""
+    for name, value in values.items():
+        if value < minimum:
+            raise ValueError(f"{name} must be at least {minimum}, not {value}")
+
+
+def _parse_request_line(line: bytes) -> _RequestLine:
+    """Check `method SP request-target SP HTTP-version` (RFC 9112 section 3)."""
+    text = line.decode("iso-8859-1")
+    parts = text.split(" ")
+    if len(parts) != 3:
+        raise ClientError(400, "request line is not: method, target, version, one space apart")
+    method, target, version_text = parts
+    version_match = _VERSION.fullmatch(version_text)
+    if version_match is None:
+        raise ClientError(400, "malformed HTTP version")
+    version = (int(version_match[1]), int(version_match[2]))
+    if version not in ((1, 0), (1, 1)):
+        raise ClientError(505, f"HTTP/{version[0]}.{version[1]} is not supported")
+    if not is_token(method):
+        raise ClientError(400, "method is not a token")
+    if method == "CONNECT":
+        raise ClientError(501, "CONNECT is for proxies; this server is not one")
+    if _TARGET_BYTE.fullmatch(target) is None:
+        raise ClientError(400, "request target holds a control, space or non-ASCII byte")
+    path, query, authority = _split_target(method, target)
+    return _RequestLine(method, target, version, path, query, authority)
+
+
+def _split_target(method: str, target: str) -> tuple[str | None, str | None, str | None]:
+    """Return path, query and authority of an origin, absolute or `*` target."""
+    if "#" in target:
+        raise ClientError(400, "request target holds a fragment")
+    if target == "*":
+        if method != "OPTIONS":
+            raise ClientError(400, "the * target is only for OPTIONS")
+        return None, None, None
+    authority = None
+    if not target.startswith("/"):
+        match = _ABSOLUTE.fullmatch(target)
+        if match is None:
+            raise ClientError(400, "request target is neither origin-form nor absolute-form")
+        scheme, authority, rest = match.groups()
+        if scheme.lower() not in ("http", "https"):
+            raise ClientError(400, f"absolute-form target with scheme {scheme!r}")
+        if not authority or "@" in authority or _HOST.fullmatch(authority) is None:
+            raise ClientError(400, "absolute-form target with a bad authority")
+        target = rest if rest.startswith("/") else "/" + rest
+    path, mark, query = target.partition("?")
+    return path[1:], mark + query, authority
+
+
+def _finish(line: _RequestLine, fields: list[tuple[str, str]], size: int) -> RequestHead:
+    """Check the head as a whole and build the `RequestHead`."""
+    values: dict[str, list[str]] = {}
+    for name, value in fields:
+        values.setdefault(name.lower(), []).append(value)
+    host = _check_host(line.version, values.get("host", []))
+    kind, length = _body_framing(line.version, values)
+    connection = frozenset(
+        item.lower() for value in values.get("connection", []) for item in split_list(value)
+    )
+    if line.version == (1, 1):
+        keep_alive = "close" not in connection
+    else:
+        keep_alive = "keep-alive" in connection and "close" not in connection
+    return RequestHead(
+        method=line.method,
+        target=line.target,
+        version=line.version,
+        path=line.path,
+        query=line.query,
+        authority=line.authority if line.authority is not None else host,
+        headers=tuple(fields),
+        body_kind=kind,
+        content_length=length,
+        expect_continue=_expect_continue(line.version, values.get("expect", [])),
+        connection=connection,
+        keep_alive=keep_alive,
+        size=size,
+    )
+
+
+def _check_host(version: tuple[int, int], hosts: list[str]) -> str | None:
+    """Exactly one valid `Host` in HTTP/1.1, at most one in 1.0 (RFC 9112 3.2)."""
+    if len(hosts) > 1:
+        raise ClientError(400, "more than one Host header field")
+    if not hosts:
+        if version == (1, 1):
+            raise ClientError(400, "HTTP/1.1 request without Host")
+        return None
+    if _HOST.fullmatch(hosts[0]) is None:
+        raise ClientError(400, "Host is not a valid host and port")
+    return hosts[0]
+
+
+def _body_framing(
+    version: tuple[int, int], values: dict[str, list[str]]
+) -> tuple[BodyKind, int | None]:
+    """Decide the body framing (RFC 9112 section 6), refusing anything ambiguous."""
+    encodings = values.get("transfer-encoding")
+    lengths = values.get("content-length")
+    if encodings is not None:
+        if version == (1, 0):
+            # RFC 9112 6.1: such a message's framing is faulty, even with
+            # a Content-Length; a 1.0 peer cannot be trusted to chunk.
+            raise ClientError(400, "Transfer-Encoding in an HTTP/1.0 request")
+        if lengths is not None:
+            raise ClientError(400, "both Transfer-Encoding and Content-Length")
+        _check_encodings([item for value in encodings for item in split_list(value)])
+        return BodyKind.CHUNKED, None
+    if lengths is None:
+        return BodyKind.NONE, None
+    items = [item.strip(" \t") for value in lengths for item in value.split(",")]
+    if not all(_LENGTH.fullmatch(item) for item in items):
+        raise ClientError(400, "Content-Length is not 1 to 18 decimal digits")
+    if len({int(item) for item in items}) != 1:
+        raise ClientError(400, "Content-Length values disagree")
+    return BodyKind.LENGTH, int(items[0])
+
+
+def _check_encodings(codings: list[str]) -> None:
+    """Accept exactly `chunked`; 400 if chunked is absent, repeated or not last."""
+    lowered = [coding.lower() for coding in codings]
+    if not lowered or not all(is_token(coding) for coding in lowered):
+        raise ClientError(400, "Transfer-Encoding is not a list of codings")
+    if lowered.count("chunked") != 1 or lowered[-1] != "chunked":
+        raise ClientError(400, "chunked is not the final coding, exactly once")
+    if len(lowered) > 1:
+        raise ClientError(501, f"transfer coding {codings[0]!r} is not implemented")
+
+
+def _expect_continue(version: tuple[int, int], expects: list[str]) -> bool:
+    """`100-continue` is the only expectation (RFC 9110 10.1.1); 1.0 ignores it."""
+    items = [item.lower() for value in expects for item in split_list(value)]
+    if expects and (not items or any(item != "100-continue" for item in items)):
+        raise ClientError(417, "expectation other than 100-continue")
+    return bool(items) and version == (1, 1)
