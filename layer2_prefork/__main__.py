@@ -1,0 +1,7 @@
+"""``python -m layer2_prefork [options] script.py [args]``: see :mod:`layer2_prefork._cli`."""
+
+from __future__ import annotations
+
+from ._cli import main
+
+raise SystemExit(main())

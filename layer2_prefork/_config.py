@@ -1,0 +1,317 @@
+"""Configuration as data: the listener kinds, the pool options and the handlers.
+
+Everything a pool needs to know is a frozen, slotted dataclass that checks
+its values in ``__post_init__``. A wrong value therefore fails where it is
+written, with a ``ValueError`` that names the option, long before the master
+forks its first worker. Nothing in this module touches a socket or a process.
+
+Invariants:
+
+* a constructed listener or :class:`PoolOptions` is valid and never changes;
+* ``PoolOptions.min_fork`` and ``max_fork`` are always filled in (the
+  defaults ``max(pre_fork, 2)`` and ``max(min_fork, 16)`` are applied here)
+  and ``pre_fork <= min_fork <= max_fork``.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+# The longest path a Unix socket address can hold on Linux (sun_path minus the NUL).
+MAX_SOCKET_PATH = 107
+
+
+def _check_name(owner: str, name: object) -> None:
+    if not isinstance(name, str) or not name:
+        raise ValueError(f"{owner}: name must be a non-empty str, not {name!r}")
+
+
+def check_number(option: str, value: object, *, allow_infinity: bool = False) -> float:
+    """Return ``value`` as a float if it is a number >= 0, else raise ``ValueError``.
+
+    Args:
+        option: The option's name, used in the error message.
+        value: The value to check (``bool`` is refused even though it is an ``int``).
+        allow_infinity: Whether ``math.inf`` ("never") is a valid value.
+
+    Returns:
+        The value as a float.
+
+    Raises:
+        ValueError: If the value is not a non-negative number (NaN is refused).
+
+    Examples:
+        >>> check_number("fork_delay", 1)
+        1.0
+        >>> check_number("fork_delay", -1)
+        Traceback (most recent call last):
+        ...
+        ValueError: fork_delay must be a number >= 0, not -1
+    """
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        raise ValueError(f"{option} must be a number >= 0, not {value!r}")
+    number = float(value)
+    if math.isnan(number) or number < 0 or (math.isinf(number) and not allow_infinity):
+        raise ValueError(f"{option} must be a number >= 0, not {value!r}")
+    return number
+
+
+def _check_count(option: str, value: object, minimum: int) -> int:
+    if isinstance(value, bool) or not isinstance(value, int) or value < minimum:
+        raise ValueError(f"{option} must be an int >= {minimum}, not {value!r}")
+    return value
+
+
+@dataclass(frozen=True, slots=True)
+class TCP:
+    """A TCP listener on ``host`` and ``port``.
+
+    Pass host and port by keyword or positionally as ``(host, port)``. The
+    default host ``"::"`` listens on every IPv6 and IPv4 address; port 0 asks
+    the kernel for any free port (read the one it chose from
+    :attr:`Pool.addresses` or :attr:`Pool.port`).
+
+    Args:
+        host: A numeric address or a host name; ``"::"`` or ``"0.0.0.0"`` for all.
+        port: The port number, 0 to 65535; it has no default so that a server
+            never ends up on a random port by accident.
+
+    Raises:
+        ValueError: If the host is not a non-empty str or the port is missing or out of range.
+
+    Examples:
+        >>> TCP("127.0.0.1", 8080)
+        TCP(host='127.0.0.1', port=8080)
+        >>> TCP(port=0).host
+        '::'
+
+    Moonbridge: ``{ proto = "tcp", host = "::", port = 8080 }``.
+    """
+
+    host: str = "::"
+    port: int | None = None
+
+    def __post_init__(self) -> None:
+        if not isinstance(self.host, str) or not self.host:
+            raise ValueError(f"TCP: host must be a non-empty str, not {self.host!r}")
+        if self.port is None:
+            raise ValueError("TCP: port is required (0 = any free port)")
+        _check_count("TCP: port", self.port, 0)
+        if self.port > 65535:
+            raise ValueError(f"TCP: port must be an int from 0 to 65535, not {self.port!r}")
+
+
+@dataclass(frozen=True, slots=True)
+class Local:
+    """A listener on a Unix domain socket at ``path``.
+
+    The socket file is created when :func:`listen` binds it and removed when
+    the server stops. A stale socket file left by a server that was killed is
+    replaced; any other existing file is an error.
+
+    Args:
+        path: The socket's path (at most 107 bytes once encoded).
+
+    Raises:
+        ValueError: If the path is empty, too long or not a path.
+
+    Examples:
+        >>> Local("/tmp/app.sock")
+        Local(path='/tmp/app.sock')
+
+    Moonbridge: ``{ proto = "local", path = "..." }``.
+    """
+
+    path: str | os.PathLike[str]
+
+    def __post_init__(self) -> None:
+        try:
+            path = os.fspath(self.path)
+        except TypeError:
+            raise ValueError(f"Local: path must be a str or path, not {self.path!r}") from None
+        if not isinstance(path, str) or not path:
+            raise ValueError(f"Local: path must be a non-empty str, not {self.path!r}")
+        if len(os.fsencode(path)) > MAX_SOCKET_PATH:
+            raise ValueError(f"Local: path is longer than {MAX_SOCKET_PATH} bytes: {path!r}")
+        object.__setattr__(self, "path", path)
+
+
+@dataclass(frozen=True, slots=True)
+class Interval:
+    """A timer: every ``delay`` seconds one idle worker runs ``connect(event)``.
+
+    The event's :attr:`Event.interval` holds ``name``. The first run is due
+    ``delay`` seconds after the server starts. The next run is due ``delay``
+    seconds after the previous one *completed*; with ``strict=True`` it is
+    due ``delay`` seconds after the previous one was *due*, and runs missed
+    while the handler was slow collapse into a single run.
+
+    Args:
+        name: Passed to the handler as ``event.interval``.
+        delay: Seconds between runs, greater than 0.
+        strict: Keep a fixed schedule instead of pausing ``delay`` after each run.
+
+    Raises:
+        ValueError: If the name is empty or the delay is not a positive number.
+
+    Examples:
+        >>> Interval("cleanup", 60).strict
+        False
+
+    Moonbridge: ``{ proto = "interval", name = "...", delay = 60, strict = false }``.
+    """
+
+    name: str
+    delay: float
+    strict: bool = False
+
+    def __post_init__(self) -> None:
+        _check_name("Interval", self.name)
+        delay = check_number("Interval: delay", self.delay)
+        if delay <= 0:
+            raise ValueError(f"Interval: delay must be > 0, not {self.delay!r}")
+        if not isinstance(self.strict, bool):
+            raise ValueError(f"Interval: strict must be a bool, not {self.strict!r}")
+
+
+@dataclass(frozen=True, slots=True)
+class Main:
+    """Run ``connect(event)`` once in one worker, then stop the server.
+
+    The event's :attr:`Event.main` holds ``name``. When the worker that ran
+    the handler becomes idle again (or ends), the server stops gracefully;
+    with several ``Main`` listeners it stops once all of them have run.
+
+    Args:
+        name: Passed to the handler as ``event.main``.
+
+    Raises:
+        ValueError: If the name is empty.
+
+    Examples:
+        >>> Main("batch").name
+        'batch'
+
+    Moonbridge: ``{ proto = "main", name = "..." }``.
+    """
+
+    name: str
+
+    def __post_init__(self) -> None:
+        _check_name("Main", self.name)
+
+
+Listener = TCP | Local | Interval | Main
+"""Any of the four listener kinds."""
+
+
+@dataclass(frozen=True, slots=True)
+class Event:
+    """What ``connect`` receives for an :class:`Interval` or :class:`Main` listener.
+
+    Exactly one of the two attributes is set; the other is ``None``. A
+    buffered socket (the argument for TCP and Unix listeners) has an
+    ``interval`` attribute that is ``None`` too, so ``if conn.interval:``
+    tells a timer event from a connection.
+
+    Examples:
+        >>> Event(interval="cleanup")
+        Event(interval='cleanup', main=None)
+    """
+
+    interval: str | None = None
+    """The name of the :class:`Interval` listener that fired, or ``None``."""
+    main: str | None = None
+    """The name of the :class:`Main` listener that runs, or ``None``."""
+
+
+@dataclass(frozen=True, slots=True)
+class Handlers:
+    """The three application functions a pool calls in its workers."""
+
+    connect: Callable[[Any], object]
+    prepare: Callable[[], object] | None = None
+    finish: Callable[[], object] | None = None
+
+    def __post_init__(self) -> None:
+        if not callable(self.connect):
+            raise ValueError(f"connect must be callable, not {self.connect!r}")
+        for option in ("prepare", "finish"):
+            value = getattr(self, option)
+            if value is not None and not callable(value):
+                raise ValueError(f"{option} must be callable or None, not {value!r}")
+
+
+@dataclass(frozen=True, slots=True)
+class PoolOptions:
+    """The sizing and timing options of one pool, as :func:`listen` takes them.
+
+    ``min_fork=None`` becomes ``max(pre_fork, 2)`` and ``max_fork=None``
+    becomes ``max(min_fork, 16)``. Delays are in seconds; ``exit_delay`` and
+    ``idle_timeout`` may be ``math.inf`` (never). ``idle_timeout=0`` also
+    means never. ``memory_limit`` is in bytes.
+
+    Raises:
+        ValueError: Naming the first option whose value is wrong.
+
+    Examples:
+        >>> options = PoolOptions(pre_fork=4)
+        >>> options.min_fork, options.max_fork
+        (4, 16)
+    """
+
+    pre_fork: int = 1
+    min_fork: int | None = None
+    max_fork: int | None = None
+    fork_delay: float = 0.25
+    fork_error_delay: float = 2.0
+    exit_delay: float = 60.0
+    idle_timeout: float = 0.0
+    memory_limit: int | None = None
+
+    def __post_init__(self) -> None:
+        pre_fork = _check_count("pre_fork", self.pre_fork, 0)
+        min_fork = max(pre_fork, 2) if self.min_fork is None else self.min_fork
+        _check_count("min_fork", min_fork, 1)
+        if min_fork < pre_fork:
+            raise ValueError(f"min_fork ({min_fork}) must be at least pre_fork ({pre_fork})")
+        max_fork = max(min_fork, 16) if self.max_fork is None else self.max_fork
+        _check_count("max_fork", max_fork, 1)
+        if max_fork < min_fork:
+            raise ValueError(f"max_fork ({max_fork}) must be at least min_fork ({min_fork})")
+        object.__setattr__(self, "min_fork", min_fork)
+        object.__setattr__(self, "max_fork", max_fork)
+        for option in ("fork_delay", "fork_error_delay"):
+            object.__setattr__(self, option, check_number(option, getattr(self, option)))
+        for option in ("exit_delay", "idle_timeout"):
+            value = check_number(option, getattr(self, option), allow_infinity=True)
+            object.__setattr__(self, option, value)
+        if self.memory_limit is not None:
+            _check_count("memory_limit", self.memory_limit, 1)
+
+    @property
+    def minimum(self) -> int:
+        """``min_fork`` as an int (always set once constructed)."""
+        assert self.min_fork is not None
+        return self.min_fork
+
+    @property
+    def maximum(self) -> int:
+        """``max_fork`` as an int (always set once constructed)."""
+        assert self.max_fork is not None
+        return self.max_fork
+
+
+@dataclass(frozen=True, slots=True)
+class PoolSpec:
+    """Everything a worker inherits about its pool: listeners, handlers, options."""
+
+    index: int
+    """The pool's position among the :func:`listen` calls, from 0 (``pool 0`` in the log)."""
+    listeners: tuple[Listener, ...]
+    handlers: Handlers
+    options: PoolOptions

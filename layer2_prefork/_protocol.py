@@ -1,0 +1,198 @@
+"""The control protocol between the master and its workers.
+
+Each worker has one Unix stream socket pair for control. Every message on it
+is a *frame*: a fixed six-byte header, then a payload::
+
+    +--------+---------+-------------------+------------------+
+    | kind   | fds     | payload length    | payload          |
+    | 1 byte | 1 byte  | 4 bytes, big end. | `length` bytes   |
+    +--------+---------+-------------------+------------------+
+
+``kind`` is one of the :class:`Kind` bytes. ``fds`` counts the file
+descriptors that travel with the frame as ``SCM_RIGHTS`` ancillary data
+(sent in the same ``sendmsg`` call, so the kernel delivers them with the
+frame's first bytes). Today's messages are:
+
+======== ========= ===== ================================================
+kind     direction  fds  payload
+======== ========= ===== ================================================
+``I``    to master   0   empty: "I am idle, send me work"
+``B``    to master   0   empty: "goodbye, I am exiting"
+``C``    to worker  0-1  listener index (2 bytes); the accepted socket, if any
+``T``    to worker   0   empty: "finish and exit"
+======== ========= ===== ================================================
+
+The header makes the protocol extensible without breaking the framing: a
+later message can carry bytes (the start of a request the master has read)
+or hand a connection back to the master, by adding a kind and a row to
+:data:`RULES`. The :class:`Decoder` is pure (bytes and descriptors in,
+messages out, no sockets), so it is tested on its own with any split of the
+input; whatever a worker writes, the decoder returns messages or raises
+:class:`ProtocolError`, never more.
+"""
+
+from __future__ import annotations
+
+import os
+import struct
+from collections import deque
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from enum import IntEnum
+
+from ._errors import ProtocolError
+
+HEADER = struct.Struct("!BBI")
+"""kind, descriptor count, payload length."""
+LISTENER_INDEX = struct.Struct("!H")
+MAX_PAYLOAD = 65536
+
+
+class Kind(IntEnum):
+    """The message kinds, named by the byte that starts their frame.
+
+    Moonbridge: the single control bytes between master and child processes.
+    """
+
+    IDLE = ord("I")
+    GOODBYE = ord("B")
+    CONNECT = ord("C")
+    TERMINATE = ord("T")
+
+
+@dataclass(frozen=True, slots=True)
+class Rule:
+    """What a receiver accepts for one kind: payload size range and descriptor count."""
+
+    min_payload: int = 0
+    max_payload: int = 0
+    max_fds: int = 0
+
+
+TO_MASTER: Mapping[Kind, Rule] = {Kind.IDLE: Rule(), Kind.GOODBYE: Rule()}
+"""The messages a master accepts from a worker."""
+TO_WORKER: Mapping[Kind, Rule] = {
+    Kind.CONNECT: Rule(LISTENER_INDEX.size, LISTENER_INDEX.size, 1),
+    Kind.TERMINATE: Rule(),
+}
+"""The messages a worker accepts from its master."""
+RULES = {**TO_MASTER, **TO_WORKER}
+
+
+@dataclass(frozen=True, slots=True)
+class Message:
+    """One decoded frame: its kind, its payload and the descriptors that came with it."""
+
+    kind: Kind
+    payload: bytes = b""
+    fds: tuple[int, ...] = ()
+
+    @property
+    def listener(self) -> int:
+        """The listener index a ``CONNECT`` message carries."""
+        (index,) = LISTENER_INDEX.unpack_from(self.payload)
+        return int(index)
+
+
+def encode(kind: Kind, payload: bytes = b"", fds: int = 0) -> bytes:
+    """Return the frame for one message; the caller sends ``fds`` descriptors with it.
+
+    Args:
+        kind: The message kind.
+        payload: The bytes after the header.
+        fds: How many descriptors travel with the frame.
+
+    Returns:
+        Header plus payload, ready for one ``send``/``sendmsg`` call.
+
+    Raises:
+        ValueError: If the message breaks the rules of its kind.
+
+    Examples:
+        >>> encode(Kind.IDLE)
+        b'I\\x00\\x00\\x00\\x00\\x00'
+        >>> encode(Kind.CONNECT, connect_payload(1), fds=1)
+        b'C\\x01\\x00\\x00\\x00\\x02\\x00\\x01'
+    """
+    rule = RULES[kind]
+    if not rule.min_payload <= len(payload) <= rule.max_payload or not 0 <= fds <= rule.max_fds:
+        raise ValueError(f"{kind.name} cannot carry {len(payload)} bytes and {fds} descriptors")
+    return HEADER.pack(kind, fds, len(payload)) + payload
+
+
+def connect_payload(listener: int) -> bytes:
+    """Return the payload of a ``CONNECT`` message for the listener at index ``listener``."""
+    return LISTENER_INDEX.pack(listener)
+
+
+class Decoder:
+    """Turn the bytes and descriptors read from a control socket into messages.
+
+    Feed it what each ``recvmsg`` returned, then call :meth:`next_message`
+    until it returns ``None``. Descriptors wait in a queue until the frame
+    that announced them is complete. After a :class:`ProtocolError` the
+    stream cannot be resynchronised: the owner drops the peer and calls
+    :meth:`close` to close the descriptors still queued.
+
+    Args:
+        accepted: The kinds this side accepts, with their rules
+            (:data:`TO_MASTER` or :data:`TO_WORKER`).
+
+    Examples:
+        >>> decoder = Decoder(TO_MASTER)
+        >>> decoder.feed(encode(Kind.IDLE)[:3])
+        >>> decoder.next_message() is None
+        True
+        >>> decoder.feed(encode(Kind.IDLE)[3:])
+        >>> decoder.next_message()
+        Message(kind=<Kind.IDLE: 73>, payload=b'', fds=())
+    """
+
+    def __init__(self, accepted: Mapping[Kind, Rule]) -> None:
+        self._accepted = accepted
+        self._buffer = bytearray()
+        self._fds: deque[int] = deque()
+
+    def feed(self, data: bytes, fds: Sequence[int] = ()) -> None:
+        """Add bytes and descriptors received from the peer."""
+        self._buffer += data
+        self._fds.extend(fds)
+
+    def next_message(self) -> Message | None:
+        """Return the next complete message, or ``None`` if more bytes are needed.
+
+        Raises:
+            ProtocolError: If the bytes are not a frame this side accepts.
+        """
+        if len(self._buffer) < HEADER.size:
+            if self._fds and not self._buffer:
+                raise ProtocolError("descriptors arrived without a frame announcing them")
+            return None
+        kind_byte, fd_count, length = HEADER.unpack_from(self._buffer)
+        try:
+            kind = Kind(kind_byte)
+            rule = self._accepted[kind]
+        except (ValueError, KeyError):
+            raise ProtocolError(f"unexpected message kind {kind_byte:#04x}") from None
+        if not rule.min_payload <= length <= min(rule.max_payload, MAX_PAYLOAD):
+            raise ProtocolError(f"{kind.name} with a payload of {length} bytes")
+        if fd_count > rule.max_fds:
+            raise ProtocolError(f"{kind.name} announcing {fd_count} descriptors")
+        end = HEADER.size + length
+        if len(self._buffer) < end:
+            return None
+        if len(self._fds) < fd_count:
+            raise ProtocolError(f"{kind.name} arrived without its {fd_count} descriptors")
+        payload = bytes(self._buffer[HEADER.size:end])
+        del self._buffer[:end]
+        fds = tuple(self._fds.popleft() for _ in range(fd_count))
+        return Message(kind, payload, fds)
+
+    def close(self) -> None:
+        """Close every descriptor still queued and forget the buffered bytes."""
+        while self._fds:
+            try:
+                os.close(self._fds.popleft())
+            except OSError:
+                pass
+        self._buffer.clear()

@@ -1,0 +1,121 @@
+"""One pool as the master runs it: its sockets, bookkeeping and held connections.
+
+:class:`PoolRuntime` joins the pieces of a pool the master loop needs:
+
+* the :class:`~layer2_prefork._config.PoolSpec` (what was declared),
+* the bound listening sockets (one slot per listener, ``None`` for timers),
+* the :class:`~layer2_prefork._pool.PoolState` (who is idle, when to fork),
+* the :class:`~layer2_prefork._schedule.Schedule` of its timer listeners,
+* per listener, an accept :class:`~layer2_prefork._accept.Backoff`,
+* connections accepted during a graceful stop that wait for a worker.
+
+Its methods do the pool-local socket work: say which listeners to poll,
+take the backlogs when a graceful stop begins, close everything at the end.
+"""
+
+from __future__ import annotations
+
+import socket
+from collections import deque
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+
+from . import _accept
+from ._config import Interval, Main, PoolSpec
+from ._logging import logger
+from ._pool import Counts, PoolState
+from ._schedule import Schedule
+from ._sockets import Bound
+
+
+@dataclass(slots=True)
+class PoolRuntime:
+    """A pool's declared spec together with its live state in the master."""
+
+    spec: PoolSpec
+    bound: Sequence[Bound | None]
+    state: PoolState
+    schedule: Schedule
+    backoff: dict[int, _accept.Backoff] = field(default_factory=dict)
+    pending: deque[tuple[int, socket.socket]] = field(default_factory=deque)
+    """(listener index, connection) accepted during a graceful stop, not yet handed over."""
+    logged: Counts | None = None
+    """The counts last written by ``--stats``."""
+
+    @property
+    def index(self) -> int:
+        """The pool's number in the log."""
+        return self.spec.index
+
+    def sockets_to_poll(self, now: float) -> list[int]:
+        """Indexes of the listening sockets to poll now: only while a worker is idle."""
+        if self.state.next_idle() is None:
+            return []
+        return [index for index, bound in enumerate(self.bound)
+                if bound is not None and not self._paused(index, now)]
+
+    def _paused(self, index: int, now: float) -> bool:
+        backoff = self.backoff.get(index)
+        return backoff is not None and backoff.paused(now)
+
+    def pause_ends(self, now: float) -> list[float]:
+        """When paused listeners come back (they matter only while a worker is idle)."""
+        if self.state.next_idle() is None:
+            return []
+        return [backoff.until for backoff in self.backoff.values() if backoff.until > now]
+
+    def accept_failed(self, index: int, error: OSError, now: float) -> None:
+        """Log an accept error; pause the listener unless the error is transient."""
+        if error.errno in _accept.TRANSIENT:
+            logger.info("pool %d: accept on listener %d: %s", self.index, index, error)
+            return
+        pause = self.backoff.setdefault(index, _accept.Backoff()).failed(now)
+        logger.warning("pool %d: accept on listener %d failed: %s; pausing it for %g s",
+                       self.index, index, error, pause)
+
+    def hold_backlogs(self) -> None:
+        """Take every queued connection into :attr:`pending`, then close the listeners."""
+        for index, bound in enumerate(self.bound):
+            if bound is not None:
+                held = _accept.drain_backlog(bound.sock)
+                self.pending.extend((index, conn) for conn in held)
+        self.close_listeners(keep_pending=True)
+
+    def close_listeners(self, keep_pending: bool = False) -> None:
+        """Close the listeners (removing socket files) and, unless kept, held connections."""
+        for bound in self.bound:
+            if bound is not None:
+                bound.close()
+        while self.pending and not keep_pending:
+            self.pending.popleft()[1].close()
+
+    def close_in_child(self) -> None:
+        """In a new worker: close this pool's listeners and held connections (files stay)."""
+        for bound in self.bound:
+            if bound is not None:
+                bound.sock.close()
+        for _, conn in self.pending:
+            conn.close()
+
+    def announce(self) -> None:
+        """Log what the pool listens on."""
+        for listener, bound in zip(self.spec.listeners, self.bound, strict=True):
+            if bound is not None and isinstance(bound.address, tuple):
+                host, port = bound.address
+                logger.info("pool %d: listening on %s port %d", self.index, host, port)
+            elif bound is not None:
+                logger.info("pool %d: listening on %s", self.index, bound.address)
+            elif isinstance(listener, Interval):
+                logger.info("pool %d: interval %r every %g s%s", self.index, listener.name,
+                            listener.delay, " (strict)" if listener.strict else "")
+            elif isinstance(listener, Main):
+                logger.info("pool %d: main %r", self.index, listener.name)
+
+    def log_stats(self, force: bool) -> None:
+        """Log the worker counts if they changed since the last line (or if forced)."""
+        counts = self.state.counts()
+        if force or counts != self.logged:
+            self.logged = counts
+            logger.info("pool %d: stats total=%d idle=%d busy=%d starting=%d stopping=%d",
+                        self.index, counts.total, counts.idle, counts.busy, counts.starting,
+                        counts.stopping)

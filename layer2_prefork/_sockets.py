@@ -1,0 +1,122 @@
+"""Listening sockets: bind them at declaration time, remove socket files at exit.
+
+:func:`listen` binds every TCP and Unix listener at once, in the master, so
+that a port in use or a missing directory is an error while the server is
+still starting (exit code 3), never a surprise after the first fork. The
+master alone accepts on these sockets; workers close their copies.
+
+Invariants:
+
+* a :class:`Bound` socket is listening and non-blocking;
+* a Unix socket file is removed only if it is still the one this process
+  created (same device and inode), so a server never deletes a socket a
+  newer server has put at the same path.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import errno
+import os
+import socket
+import stat
+from dataclasses import dataclass
+
+from ._config import TCP, Local
+
+BACKLOG = 1024
+
+Address = tuple[str, int] | str
+"""A bound address: ``(host, port)`` for TCP, the socket's path for Unix."""
+
+
+@dataclass(slots=True)
+class Bound:
+    """A listening socket and what is needed to report and clean it up."""
+
+    sock: socket.socket
+    address: Address
+    identity: tuple[int, int] | None = None
+    """(st_dev, st_ino) of the socket file, for Unix listeners."""
+
+    def close(self) -> None:
+        """Close the socket and remove its file if it is still ours."""
+        self.sock.close()
+        if self.identity is not None and isinstance(self.address, str):
+            with contextlib.suppress(OSError):
+                info = os.stat(self.address)
+                if (info.st_dev, info.st_ino) == self.identity:
+                    os.unlink(self.address)
+            self.identity = None
+
+
+def bind(listener: TCP | Local) -> Bound:
+    """Create, bind and start listening on the socket a listener describes.
+
+    Args:
+        listener: A TCP or Unix listener.
+
+    Returns:
+        The listening socket (non-blocking) with its bound address.
+
+    Raises:
+        OSError: As the kernel reports it (address in use, permission, ...).
+    """
+    if isinstance(listener, TCP):
+        return _bind_tcp(listener)
+    return _bind_local(listener)
+
+
+def _bind_tcp(listener: TCP) -> Bound:
+    infos = socket.getaddrinfo(listener.host, listener.port, type=socket.SOCK_STREAM,
+                               flags=socket.AI_PASSIVE)
+    family, kind, proto, _, where = infos[0]
+    sock = socket.socket(family, kind, proto)
+    try:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        if family == socket.AF_INET6:
+            # "::" means every address, IPv4 included (the system default varies).
+            sock.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_V6ONLY, 0)
+        sock.bind(where)
+        sock.listen(BACKLOG)
+        sock.setblocking(False)
+    except BaseException:
+        sock.close()
+        raise
+    host, port = sock.getsockname()[:2]
+    return Bound(sock, (str(host), int(port)))
+
+
+def _bind_local(listener: Local) -> Bound:
+    path = os.path.abspath(os.fspath(listener.path))
+    _remove_stale(path)
+    sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    try:
+        sock.bind(path)
+        sock.listen(BACKLOG)
+        sock.setblocking(False)
+        info = os.stat(path)
+    except BaseException:
+        sock.close()
+        raise
+    return Bound(sock, path, (info.st_dev, info.st_ino))
+
+
+def _remove_stale(path: str) -> None:
+    """Remove a socket file nobody listens on; refuse to touch anything else."""
+    try:
+        mode = os.lstat(path).st_mode
+    except FileNotFoundError:
+        return
+    if not stat.S_ISSOCK(mode):
+        raise FileExistsError(errno.EEXIST, "exists and is not a socket", path)
+    with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as probe:
+        probe.settimeout(1.0)
+        try:
+            probe.connect(path)
+        except ConnectionRefusedError:
+            os.unlink(path)
+            return
+        except TimeoutError:
+            pass  # a full backlog: somebody listens
+    raise OSError(errno.EADDRINUSE, "another server listens on this socket", path)

@@ -1,0 +1,147 @@
+"""Forking a worker, and the master's end of a worker's two socket pairs.
+
+:func:`fork_worker` creates the worker's control pair and stderr pair,
+freezes the garbage collector's view of the loaded application
+(``gc.freeze()``: the worker's reference counting and collections then
+leave the inherited pages shared), flushes the standard streams (or their
+buffered bytes would be written twice), and forks. In the child it closes
+every descriptor that belongs to the master, makes the stderr pair fd 2 and
+hands over to :func:`layer2_prefork._worker.main`, which never returns.
+
+:class:`WorkerProcess` is the master's handle on a worker: its PID and the
+master's (non-blocking) ends of both pairs, with the decoder and line
+splitter that turn what arrives into messages and log lines.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import gc
+import os
+import socket
+import sys
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+from . import _worker
+from ._config import PoolSpec
+from ._errors import ProtocolError
+from ._logging import LineSplitter
+from ._protocol import TO_MASTER, Decoder, Kind, Message, encode
+
+READ_SIZE = 65536
+
+
+@dataclass(slots=True)
+class WorkerProcess:
+    """The master's handle on one worker process."""
+
+    pool: int
+    pid: int
+    control: socket.socket
+    stderr: socket.socket
+    decoder: Decoder = field(default_factory=lambda: Decoder(TO_MASTER))
+    lines: LineSplitter = field(default_factory=LineSplitter)
+    control_open: bool = True
+    stderr_open: bool = True
+
+    def send(self, kind: Kind, payload: bytes = b"", fd: int | None = None) -> None:
+        """Send one message, with a descriptor (``SCM_RIGHTS``) if ``fd`` is given.
+
+        Raises:
+            OSError: If the worker is gone or does not read (its buffer is full).
+        """
+        fds = [] if fd is None else [fd]
+        frame = encode(kind, payload, len(fds))
+        sent = socket.send_fds(self.control, [frame], fds) if fds else self.control.send(frame)
+        if sent != len(frame):
+            raise BlockingIOError("the worker's control socket is full")
+
+    def receive(self) -> tuple[list[Message], bool]:
+        """Read what is available on the control socket; return (messages, end of stream).
+
+        Raises:
+            ProtocolError: If the worker wrote something the protocol does not allow.
+        """
+        try:
+            data, fds, flags, _ = socket.recv_fds(self.control, READ_SIZE, 4)
+        except BlockingIOError:
+            return [], False
+        except ConnectionResetError:
+            return [], True
+        self.decoder.feed(data, fds)
+        if flags & socket.MSG_CTRUNC:
+            raise ProtocolError("too many descriptors")
+        messages = []
+        while (message := self.decoder.next_message()) is not None:
+            messages.append(message)
+        return messages, not data
+
+    def read_stderr(self) -> tuple[list[str], bool]:
+        """Read what is available of the worker's stderr; return (lines, more may follow now).
+
+        At the end of the stream the last unterminated line is returned too
+        and :attr:`stderr_open` turns false.
+        """
+        try:
+            data = self.stderr.recv(READ_SIZE)
+        except BlockingIOError:
+            return [], False
+        except ConnectionResetError:
+            data = b""
+        if not data:
+            self.stderr_open = False
+            return self.lines.flush(), False
+        return self.lines.feed(data), True
+
+    def close(self) -> None:
+        """Close the master's ends of both pairs and any descriptor still queued."""
+        self.decoder.close()
+        self.control.close()
+        self.stderr.close()
+        self.control_open = self.stderr_open = False
+
+
+def fork_worker(spec: PoolSpec, close_master_fds: Callable[[], None]) -> WorkerProcess:
+    """Fork one worker for the pool ``spec``.
+
+    Args:
+        spec: The pool the worker serves.
+        close_master_fds: Called in the child first: closes the master's
+            listeners, selector, signal pipe and the other workers' sockets.
+
+    Returns:
+        The master's handle on the new worker.
+
+    Raises:
+        OSError: If a socket pair or the fork itself failed (nothing is left open).
+    """
+    pairs: list[socket.socket] = []
+    try:
+        pairs.extend(socket.socketpair(socket.AF_UNIX, socket.SOCK_STREAM))
+        pairs.extend(socket.socketpair(socket.AF_UNIX, socket.SOCK_STREAM))
+        for stream in (sys.stdout, sys.stderr):
+            with contextlib.suppress(Exception):
+                stream.flush()
+        gc.freeze()
+        pid = os.fork()
+    except BaseException:
+        for sock in pairs:
+            sock.close()
+        raise
+    control, worker_control, stderr, worker_stderr = pairs
+    if pid == 0:
+        try:
+            close_master_fds()
+            control.close()
+            stderr.close()
+            os.dup2(worker_stderr.fileno(), 2)
+            worker_stderr.close()
+            _worker.main(spec, worker_control)
+        finally:
+            os._exit(1)
+    worker_control.close()
+    worker_stderr.close()
+    control.setblocking(False)
+    stderr.setblocking(False)
+    return WorkerProcess(spec.index, pid, control, stderr)

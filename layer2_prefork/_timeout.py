@@ -1,0 +1,119 @@
+"""The watchdog a handler arms against itself: ``timeout(...)``.
+
+A worker that hangs (an endless loop, a peer that never answers) must not
+pin a process for ever. ``timeout(seconds)`` arms the process's real-time
+interval timer (``setitimer(ITIMER_REAL)``); when it expires the kernel
+sends ``SIGALRM``, whose default action ends the process. Nothing in the
+handler can catch that, which is the point: the master sees the worker die
+and forks a replacement.
+
+The module keeps a stack of absolute deadlines, one per nesting level of
+``timeout(seconds, func, *args)``. The timer is always armed for the
+*earliest* deadline on the stack, so a sub-limit can shorten the time left
+but never extend it, and when ``func`` returns the outer deadline is
+restored with the time ``func`` took already spent. The worker calls
+:func:`disarm` whenever it becomes idle, so a limit never outlives the
+request that set it.
+"""
+
+from __future__ import annotations
+
+import math
+import signal
+import time
+from collections.abc import Callable
+from typing import TypeVar, TypeVarTuple, overload
+
+from ._config import check_number
+
+T = TypeVar("T")
+Ts = TypeVarTuple("Ts")
+
+# Deadlines in time.monotonic() seconds; math.inf = no limit at that level.
+_deadlines: list[float] = [math.inf]
+_SMALLEST = 1e-6  # setitimer treats 0 as "disarm"; an expired deadline fires at once
+
+
+def _arm() -> None:
+    deadline = min(_deadlines)
+    if math.isinf(deadline):
+        signal.setitimer(signal.ITIMER_REAL, 0)
+    else:
+        signal.setitimer(signal.ITIMER_REAL, max(deadline - time.monotonic(), _SMALLEST))
+
+
+@overload
+def timeout() -> float: ...
+@overload
+def timeout(seconds: float, /) -> float: ...
+@overload
+def timeout(seconds: float, func: Callable[[*Ts], T], /, *args: *Ts) -> T: ...
+
+
+def timeout(seconds: float | None = None, func: Callable[..., object] | None = None,
+            /, *args: object) -> object:
+    """Query, arm or disarm the watchdog, or run a function under a sub-limit.
+
+    * ``timeout()`` returns the seconds left before the process is killed,
+      or 0.0 when no limit is armed.
+    * ``timeout(seconds)`` kills the process ``seconds`` from now unless it is
+      disarmed or re-armed first; it returns ``seconds``.
+    * ``timeout(0)`` disarms the limit set at this level and returns 0.0.
+    * ``timeout(seconds, func, *args)`` returns ``func(*args)``, killing the
+      process if it takes longer than ``seconds`` or than the outer limit,
+      whichever ends first. The outer limit is restored afterwards, also when
+      ``func`` raises.
+
+    The watchdog is disarmed automatically when ``prepare`` or ``connect``
+    returns. It works in any process, so do not arm it in the master (a
+    script's top level): there it would kill the server.
+
+    Args:
+        seconds: Seconds from now, >= 0.
+        func: A function to run under the limit.
+        *args: Positional arguments for ``func``.
+
+    Returns:
+        The seconds left, or what ``func`` returned.
+
+    Raises:
+        ValueError: If ``seconds`` is negative or not a number.
+
+    Examples:
+        >>> timeout(30)
+        30
+        >>> 29 < timeout() <= 30
+        True
+        >>> timeout(5, lambda x: x * 2, 21)
+        42
+        >>> 29 < timeout() <= 30
+        True
+        >>> timeout(0)
+        0.0
+
+    Moonbridge: ``timeout(...)``.
+    """
+    if seconds is None:
+        if func is not None:
+            raise ValueError("timeout: seconds is required with a function")
+        left = min(_deadlines) - time.monotonic()
+        return 0.0 if math.isinf(left) else max(left, 0.0)
+    check_number("timeout: seconds", seconds)
+    if func is None:
+        _deadlines[-1] = time.monotonic() + seconds if seconds > 0 else math.inf
+        _arm()
+        return seconds if seconds > 0 else 0.0
+    _deadlines.append(time.monotonic() + seconds)
+    _arm()
+    try:
+        return func(*args)
+    finally:
+        _deadlines.pop()
+        _arm()
+
+
+def disarm() -> None:
+    """Disarm every level of the watchdog (the worker calls this when it goes idle)."""
+    del _deadlines[1:]
+    _deadlines[0] = math.inf
+    signal.setitimer(signal.ITIMER_REAL, 0)
