@@ -34,7 +34,6 @@ import json
 import random
 import re
 import zlib
-from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -146,11 +145,10 @@ def random_pieces(data: bytes, rng: random.Random) -> list[bytes]:
     return [data[a:b] for a, b in itertools.pairwise(bounds)]
 
 
-def replays(file_name: str) -> Iterator[Any]:
-    """Yield a pytest param per (case, way of cutting) of a corpus file."""
-    for case in load(file_name):
-        for how in SPLITS:
-            yield pytest.param(case, how, id=f"{case.name}-{how}")
+def replays(file_name: str) -> list[Any]:
+    """Return a pytest param per (case, way of cutting) of a corpus file."""
+    return [pytest.param(case, how, id=f"{case.name}-{how}")
+            for case in load(file_name) for how in SPLITS]
 
 
 @st.composite
