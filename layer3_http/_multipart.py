@@ -257,6 +257,16 @@ class MultipartParser:
         """True once the final delimiter was seen."""
         return self._state is _State.EPILOGUE
 
+    @property
+    def buffered(self) -> int:
+        """Bytes held back: a possible delimiter start or an unfinished line.
+
+        Bounded by the boundary length and the header and padding limits,
+        whatever the part sizes (before the first delimiter it counts the
+        CRLF the parser puts in front of the body).
+        """
+        return len(self._buffer)
+
     def feed(self, data: bytes) -> list[MultipartEvent]:
         """Add body bytes; return the events they complete.
 
