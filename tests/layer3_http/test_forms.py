@@ -56,7 +56,7 @@ def test_field_limit_at_and_one_past() -> None:
         parse_query("?a&b&c", field_limit=2)
 
 
-TEXT = st.text(st.characters(blacklist_categories=("Cs",)), max_size=12)
+TEXT = st.text(st.characters(exclude_categories=["Cs"]), max_size=12)
 
 
 @settings(max_examples=300, deadline=None)

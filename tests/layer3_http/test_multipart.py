@@ -95,7 +95,7 @@ def test_small_pieces_give_the_same_parts(piece_size: int) -> None:
 
 BOUNDARIES = st.sampled_from(["XyZ", "----WebKitFormBoundary7MA4YWxkTrZu0gW", "a", "a b",
                               "=_-'()+,./:?", "-" * 70])
-NAMES = st.text(st.characters(blacklist_characters='"\\', blacklist_categories=("Cs", "Cc")),
+NAMES = st.text(st.characters(exclude_characters='"\\', exclude_categories=["Cs", "Cc"]),
                 max_size=12)
 
 
@@ -113,7 +113,7 @@ def forms(draw: st.DrawFn) -> tuple[str, bytes, list[list[Any]]]:
         name = draw(NAMES)
         file_name = draw(st.one_of(st.none(), NAMES))
         content_type = draw(st.sampled_from([None, "text/plain", "application/octet-stream"]))
-        data = draw(chunks.filter(lambda chunk, d=delimiter: d not in b"\r\n" + chunk + b"\r"))
+        data = draw(chunks.filter(lambda chunk: delimiter not in b"\r\n" + chunk + b"\r"))
         disposition = f'form-data; name="{name}"'
         if file_name is not None:
             disposition += f'; filename="{file_name}"'

@@ -120,7 +120,8 @@ def test_tables_are_read_only(tables: HeaderTables) -> None:
 
 
 def test_non_string_keys_are_not_members(tables: HeaderTables) -> None:
-    assert 1 not in tables.headers and None not in tables.headers_flags["connection"]
+    number: object = 1
+    assert number not in tables.headers and None not in tables.headers_flags["connection"]
 
 
 def test_each_table_can_be_built_alone() -> None:
