@@ -18,14 +18,9 @@ Because the state lives in the buffers and not in the call, the styles mix
 freely on one socket: a `read_nb` can follow a blocking `read`, a `flush`
 can finish what a `flush_nb` began; no byte is lost or reordered.
 
-Writing keeps a small tail: `write` sends whole blocks (64 KiB) and keeps
-less than one block queued, so many small writes leave as few large sends.
-`flush` sends the rest. On TCP, ``TCP_NODELAY`` is on (a flushed small
-response leaves at once instead of waiting for an acknowledgement), and
-while more than one block goes out the socket is corked (``TCP_CORK``): the
-kernel then sends only full segments, and the last partial one when the
-flush completes and uncorks. A response of several sends thus leaves in as
-few segments as possible.
+The read loop lives in `_reader`, the sending rule (whole blocks, owed
+flushes, ``TCP_NODELAY`` and ``TCP_CORK``) in `_writer`; this class is the
+public face: argument checks, ending a connection, starting TLS.
 
 Invariants:
 
@@ -46,20 +41,15 @@ from collections.abc import Callable
 from types import TracebackType
 from typing import Self
 
-from ._buffers import InputBuffer, OutputQueue, as_view
-from ._errors import SocketClosedError, SocketFinishedError, SocketStateError
+from ._errors import SocketClosedError, SocketStateError
 from ._info import SocketInfo
 from ._poll import wait_ready
+from ._reader import Reader, terminator_byte
 from ._tls import TLSTransport
 from ._transport import PlainTransport
+from ._writer import BLOCK, Writer
 
 __all__ = ["BufferedSocket", "Wait"]
-
-_BLOCK = 64 * 1024  # write() keeps less than this queued
-_RECV_SIZE = 64 * 1024  # bytes asked of the kernel at once
-_SEND_LIMIT = 1 << 20  # bytes offered to one send()
-_GATHER_LIMIT = 1 << 20  # a non-blocking read returns after gathering this much
-_TCP_CORK: int | None = getattr(socket, "TCP_CORK", None)
 
 Wait = Callable[["BufferedSocket", str], object]
 """A waiting function: ``wait(sock, "r")`` or ``wait(sock, "w")``, returns when ready."""
@@ -67,16 +57,6 @@ Wait = Callable[["BufferedSocket", str], object]
 
 def _block(sock: BufferedSocket, mode: str) -> None:
     wait_ready(sock, mode)
-
-
-def _terminator_byte(maxlen: int | None, terminator: bytes | None) -> int | None:
-    if maxlen is not None and (not isinstance(maxlen, int) or maxlen < 1):
-        raise ValueError(f"maxlen must be a positive int or None, not {maxlen!r}")
-    if terminator is None:
-        return None
-    if not isinstance(terminator, bytes | bytearray) or len(terminator) != 1:
-        raise ValueError(f"terminator must be a single byte such as b'\\n', not {terminator!r}")
-    return terminator[0]
 
 
 class BufferedSocket(SocketInfo):
@@ -104,35 +84,28 @@ class BufferedSocket(SocketInfo):
         (b'hello\\n', b'world')
     """
 
-    __slots__ = ("_closed", "_corked", "_eof", "_finished", "_flush_owed", "_in", "_out",
-                 "_read_error", "_starved", "_tcp", "_transport", "_write_error")
+    __slots__ = ("_closed", "_reader", "_writer")
 
     def __init__(self, sock: socket.socket) -> None:
         try:
             if sock.type != socket.SOCK_STREAM:
                 raise ValueError(f"BufferedSocket needs a stream socket, not {sock!r}")
             sock.setblocking(False)
-            self._tcp = sock.family in (socket.AF_INET, socket.AF_INET6)
-            if self._tcp:
+            if sock.family in (socket.AF_INET, socket.AF_INET6):
                 sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
             super().__init__(sock)
         except BaseException:
             sock.close()
             raise
-        self._transport: PlainTransport | TLSTransport = PlainTransport(sock)
-        self._in = InputBuffer()
-        self._out = OutputQueue()
-        self._eof = self._starved = self._finished = self._closed = False
-        self._flush_owed = self._corked = False
-        self._read_error: OSError | None = None
-        self._write_error: OSError | None = None
+        transport = PlainTransport(sock)
+        self._reader = Reader(transport)
+        self._writer = Writer(sock, transport)
+        self._closed = False
 
     def __repr__(self) -> str:
         state = "closed" if self._closed else f"fd={self._sock.fileno()}"
-        kind = "tls" if self.tls else ("tcp" if self._tcp else "unix")
+        kind = "tls" if self.tls else ("tcp" if self._writer.tcp else "unix")
         return f"<BufferedSocket {kind} {state}>"
-
-    # -- state ---------------------------------------------------------------
 
     @property
     def closed(self) -> bool:
@@ -142,18 +115,25 @@ class BufferedSocket(SocketInfo):
     @property
     def tls(self) -> bool:
         """`True` once `starttls()` succeeded."""
-        return isinstance(self._transport, TLSTransport)
+        return isinstance(self._reader.transport, TLSTransport)
 
     @property
     def ssl_object(self) -> ssl.SSLObject | None:
         """The `ssl.SSLObject` after `starttls()` (peer certificate, version), else `None`."""
-        transport = self._transport
+        transport = self._reader.transport
         return transport.ssl_object if isinstance(transport, TLSTransport) else None
 
     @property
     def buffered(self) -> int:
         """Bytes of input received (or decrypted) but not yet returned by a read."""
-        return len(self._in) + (0 if self._closed else self._transport.pending())
+        if self._closed:
+            return 0
+        return len(self._reader.buffer) + self._reader.transport.pending()
+
+    @property
+    def queued(self) -> int:
+        """Bytes written but not yet taken by the kernel (0 after a completed flush)."""
+        return 0 if self._closed else self._writer.queued()
 
     def fileno(self) -> int:
         """Return the descriptor number (for `poll` and `selectors`).
@@ -169,12 +149,14 @@ class BufferedSocket(SocketInfo):
             raise SocketClosedError("I/O on a closed socket")
 
     def _ready_to_read(self) -> bool:
-        """Would a read return without waiting for the kernel? (used by `poll`)."""
-        if self._closed:
-            return False
-        fresh_input = len(self._in) > 0 and not self._starved
-        return (fresh_input or self._eof or self._read_error is not None
-                or self._transport.pending() > 0)
+        """Would a read return without waiting for the kernel? (asked by `poll`)."""
+        return not self._closed and self._reader.ready()
+
+    def _waiter(self, wait: Wait, mode: str) -> Callable[[], None]:
+        def wait_once() -> None:
+            wait(self, mode)
+            self._check_open()
+        return wait_once
 
     # -- reading -------------------------------------------------------------
 
@@ -205,7 +187,8 @@ class BufferedSocket(SocketInfo):
         """Read what is available now, up to the same limits as `read`; never block.
 
         If the terminator has not arrived yet, the bytes that did arrive are
-        returned (the next call continues after them).
+        returned (the next call continues after them). An owed flush (see
+        `flush_nb`) is continued on the way.
 
         Returns:
             The bytes read; `None` when nothing is available yet; `b""` at EOF.
@@ -227,9 +210,8 @@ class BufferedSocket(SocketInfo):
             b''
             >>> sock.close()
         """
-        self._continue_flush()
-        count = self._collect(None, maxlen, terminator, discard=False)
-        return None if count is None else self._in.take(count)
+        count = self._input(None, maxlen, terminator, discard=False)
+        return None if count is None else self._reader.take(count)
 
     def drain(self, maxlen: int | None = None, terminator: bytes | None = None) -> int:
         """Like `read`, but discard the bytes; return how many (0 at EOF).
@@ -249,72 +231,35 @@ class BufferedSocket(SocketInfo):
 
         Moonbridge: ``socket:drain_nb(maxlen, terminator)``.
         """
-        self._continue_flush()
-        return self._collect(None, maxlen, terminator, discard=True)
+        return self._input(None, maxlen, terminator, discard=True)
 
     def read_call(self, wait: Wait, maxlen: int | None = None,
                   terminator: bytes | None = None) -> bytes:
         """Like `read`, but call ``wait(self, "r")`` each time the read would block.
 
-        `wait` returns when it thinks the socket may be readable (or has
-        done other work meanwhile); the read then tries again. `poll` and
-        `wait_ready`-style functions fit, and so does a scheduler's hook.
+        `wait` returns when the socket may be readable, or after doing other
+        work meanwhile (it may also raise, such as for a timeout); the read
+        then tries again. Waiting on the socket with `poll` or `wait_ready`
+        fits: a partial result in the buffer does not count as readable.
         """
-        count = self._collect(wait, maxlen, terminator, discard=False)
+        count = self._input(self._waiter(wait, "r"), maxlen, terminator, discard=False)
         assert count is not None
-        return self._in.take(count)
+        return self._reader.take(count)
 
     def drain_call(self, wait: Wait, maxlen: int | None = None,
                    terminator: bytes | None = None) -> int:
         """Like `drain`, but call ``wait(self, "r")`` each time it would block."""
-        count = self._collect(wait, maxlen, terminator, discard=True)
+        count = self._input(self._waiter(wait, "r"), maxlen, terminator, discard=True)
         assert count is not None
         return count
 
-    def _collect(self, wait: Wait | None, maxlen: int | None, terminator: bytes | None,
-                 discard: bool) -> int | None:
-        """Gather one result; return its length (kept in the buffer) or, when
-        discarding, the bytes discarded. `None`: nothing available and no `wait`."""
-        term = _terminator_byte(maxlen, terminator)
+    def _input(self, wait: Callable[[], object] | None, maxlen: int | None,
+               terminator: bytes | None, discard: bool) -> int | None:
+        term = terminator_byte(maxlen, terminator)
         self._check_open()
-        if self._read_error is not None:
-            raise self._read_error
-        dropped = gathered = 0
-        while True:
-            limit = None if maxlen is None else maxlen - dropped
-            count = self._in.complete(limit, term)
-            if count is not None or self._eof:
-                count = len(self._in) if count is None else count
-                return dropped + self._in.drop(count) if discard else count
-            if discard:
-                dropped += self._in.drop(len(self._in))
-            received = self._fill() if wait is not None or gathered < _GATHER_LIMIT else None
-            if received is not None:
-                gathered += received
-                continue
-            self._starved = True
-            if wait is None:
-                if discard:
-                    return dropped or None
-                return len(self._in) or None
-            wait(self, "r")
-            self._check_open()
-
-    def _fill(self) -> int | None:
-        """Receive once into the buffer; bytes received, 0 at EOF, `None`: would block."""
-        try:
-            data = self._transport.recv(_RECV_SIZE)
-        except OSError as error:
-            self._read_error = error
-            raise
-        if data is None:
-            return None
-        if not data:
-            self._eof = True
-            return 0
-        self._in.append(data)
-        self._starved = False
-        return len(data)
+        if wait is None:
+            self._writer.continue_flush()
+        return self._reader.collect(wait, maxlen, term, discard)
 
     # -- writing -------------------------------------------------------------
 
@@ -345,8 +290,9 @@ class BufferedSocket(SocketInfo):
 
         Moonbridge: ``socket:write_nb(...)``.
         """
-        queued = self._output(None, data, flush=False)
-        return queued if self._flush_owed or queued >= _BLOCK else 0
+        self._check_open()
+        queued = self._writer.output(None, data, flush=False)
+        return queued if self._writer.flush_owed or queued >= BLOCK else 0
 
     def flush(self, *data: bytes | bytearray | memoryview) -> Self:
         """`write` the data, then send everything queued; return the socket.
@@ -361,103 +307,47 @@ class BufferedSocket(SocketInfo):
         Returns:
             The number of bytes still queued; 0 means the flush is done.
             Otherwise the flush stays owed: later ``*_nb`` calls (and any
-            blocking write) continue it, `poll` with the socket among the
+            blocking write) continue it; `poll` with the socket among the
             writers tells when to call again.
 
         Moonbridge: ``socket:flush_nb(...)``.
         """
-        return self._output(None, data, flush=True)
+        self._check_open()
+        return self._writer.output(None, data, flush=True)
 
     def write_call(self, wait: Wait, *data: bytes | bytearray | memoryview) -> Self:
         """Like `write`, but call ``wait(self, "w")`` each time sending would block."""
-        self._output(wait, data, flush=False)
+        self._check_open()
+        self._writer.output(self._waiter(wait, "w"), data, flush=False)
         return self
 
     def flush_call(self, wait: Wait, *data: bytes | bytearray | memoryview) -> Self:
         """Like `flush`, but call ``wait(self, "w")`` each time sending would block."""
-        self._output(wait, data, flush=True)
-        return self
-
-    def _queued(self) -> int:
-        return len(self._out) + self._transport.backlog
-
-    def _check_writable(self) -> None:
         self._check_open()
-        if self._finished:
-            raise SocketFinishedError("cannot write after finish()")
-        if self._write_error is not None:
-            raise self._write_error
-
-    def _output(self, wait: Wait | None, data: tuple[object, ...], flush: bool) -> int:
-        self._check_writable()
-        views = [as_view(item) for item in data]
-        for view in views:
-            self._out.append(view)
-        if flush:
-            self._flush_owed = True
-        self._send(wait)
-        return self._queued()
-
-    def _send(self, wait: Wait | None) -> None:
-        """Send while the rules say so: everything if a flush is owed, else whole blocks."""
-        try:
-            while self._queued() > (0 if self._flush_owed else _BLOCK - 1):
-                if self._queued() >= _BLOCK:
-                    self._cork(True)
-                if self._out:
-                    progress = self._out.send_head(self._transport.send, _SEND_LIMIT) > 0
-                else:
-                    progress = self._transport.push()
-                if not progress:
-                    if wait is None:
-                        return
-                    wait(self, "w")
-                    self._check_open()
-        except OSError as error:
-            self._write_error = error
-            raise
-        if self._flush_owed:
-            self._flush_owed = False
-            self._cork(False)
-
-    def _continue_flush(self) -> None:
-        """Continue an owed flush without blocking; keep a failure for the next write."""
-        if self._flush_owed and self._write_error is None and not self._closed:
-            try:
-                self._send(None)
-            except OSError:
-                pass  # sticky: the next write raises it
-
-    def _cork(self, on: bool) -> None:
-        if self._corked != on and self._tcp and _TCP_CORK is not None:
-            try:
-                self._sock.setsockopt(socket.IPPROTO_TCP, _TCP_CORK, int(on))
-            except OSError:
-                return
-            self._corked = on
+        self._writer.output(self._waiter(wait, "w"), data, flush=True)
+        return self
 
     # -- ending --------------------------------------------------------------
 
     def finish(self) -> None:
         """Flush, then shut down the write direction: the peer sees EOF.
 
-        Reading stays possible, so the usual way to end a conversation
-        cleanly is `finish()`, read (or drain) until EOF, then `close()`.
-        With TLS, the TLS close_notify alert goes out first (see `starttls`).
-        Writing afterwards raises `SocketFinishedError`; calling `finish`
-        again does nothing.
+        Reading stays possible, so a clean ending is `finish()`, read (or
+        drain) until EOF, then `close()`. With TLS the close_notify alert
+        goes out first (see `starttls`). Writing afterwards raises
+        `SocketFinishedError`; calling `finish` again does nothing.
 
         Moonbridge: ``socket:finish()``. On Unix sockets the original closed
-        the socket and faked EOF for later reads; here ``shutdown(SHUT_WR)``
-        works for both kinds, so reading really goes on.
+        the socket and faked EOF for later reads; ``shutdown(SHUT_WR)``
+        works on both kinds, so here reading really goes on.
         """
         self._check_open()
-        if self._finished:
+        if self._writer.finished:
             return
         self.flush()
         self._send_close_notify()
-        self._finished = True
-        self._cork(False)
+        self._writer.finished = True
+        self._writer.cork(False)
         self._sock.shutdown(socket.SHUT_WR)
 
     def close(self) -> None:
@@ -466,15 +356,15 @@ class BufferedSocket(SocketInfo):
         Warning: if unread input is still in the kernel's receive buffer, the
         kernel answers with a reset (TCP RST) instead of a FIN, and the peer
         may lose data it has not read yet. Read or drain the input first;
-        `finish()` lets the peer know you are done while you still read.
-        After a failed write nothing is flushed.
+        `finish()` tells the peer you are done while you still read. After
+        a failed write, nothing more is sent.
 
         Moonbridge: ``socket:close()``.
         """
         if self._closed:
             return
         try:
-            if not self._finished and self._write_error is None:
+            if not self._writer.finished and self._writer.error is None:
                 self.flush()
                 self._send_close_notify()
         finally:
@@ -484,8 +374,8 @@ class BufferedSocket(SocketInfo):
         """Close at once with ``SO_LINGER`` 0: the peer sees a reset; queued output is dropped.
 
         On Unix sockets there is no reset packet: the peer sees EOF, or
-        `ConnectionResetError` if unread input was thrown away. Repeating it
-        does nothing.
+        `ConnectionResetError` if unread input was thrown away here.
+        Repeating it does nothing.
 
         Moonbridge: ``socket:reset()``.
         """
@@ -498,16 +388,16 @@ class BufferedSocket(SocketInfo):
         self._release()
 
     def _send_close_notify(self) -> None:
-        transport = self._transport
+        transport = self._reader.transport
         if isinstance(transport, TLSTransport):
-            self._absorb(transport.close_notify(), transport.eof)
-            self._flush_owed = True
-            self._send(_block)
+            self._reader.absorb(transport.close_notify(), transport.eof)
+            self._writer.flush_owed = True
+            self._writer.send(self._waiter(_block, "w"))
 
     def _release(self) -> None:
         self._closed = True
-        self._out.clear()
-        self._in = InputBuffer()
+        self._writer.drop()
+        self._reader = Reader(self._reader.transport)
         self._sock.close()
 
     def __enter__(self) -> Self:
@@ -521,15 +411,15 @@ class BufferedSocket(SocketInfo):
 
     def starttls(self, context: ssl.SSLContext, *, server_side: bool = False,
                  server_hostname: str | None = None) -> Self:
-        """Turn this connection into a TLS endpoint; blocks until the handshake is done.
+        """Turn this connection into a TLS endpoint; block until the handshake is done.
 
         Queued output is flushed first (it goes out in plain text); input
-        that was already received is handed to TLS (a client may send its
-        hello right after a plain-text ``STARTTLS`` line). Afterwards every
-        call works unchanged on the decrypted data, `poll` sees data
-        buffered inside TLS, and `finish`/`close` send the close_notify
-        alert without waiting for the peer's (a ragged EOF from the peer
-        reads as EOF).
+        already received is handed to TLS (a client may send its hello
+        right behind a plain-text ``STARTTLS`` line). Afterwards every call
+        works unchanged on the decrypted data and `poll` sees data buffered
+        inside TLS. `finish` and `close` send the close_notify alert without
+        waiting for the peer's; a peer that closes without one (a "ragged
+        EOF") reads as EOF, as with `ssl.SSLSocket`'s default.
 
         Args:
             context: A client or server `ssl.SSLContext`.
@@ -543,27 +433,20 @@ class BufferedSocket(SocketInfo):
 
         Raises:
             SocketStateError: TLS was already started, or the socket is finished.
-            ssl.SSLError: The handshake failed (the socket is unusable then:
-                reads and writes raise it again).
+            ssl.SSLError: The handshake failed; the socket is unusable then
+                (reads and writes raise the same error again).
         """
         self._check_open()
-        if self.tls or self._finished:
+        if self.tls or self._writer.finished:
             raise SocketStateError("starttls() needs an open plain socket")
         self.flush()
-        received = self._in.take(len(self._in))
+        received = self._reader.take(len(self._reader.buffer))
         transport = TLSTransport(self._sock, context, server_side, server_hostname, received)
         try:
             transport.handshake(lambda mode: wait_ready(self._sock, mode))
         except OSError as error:
-            self._read_error = self._write_error = error
+            self._reader.error = self._writer.error = error
             raise
-        self._transport = transport
-        self._absorb(transport.decrypt() or b"", transport.eof)  # data sent with the handshake
+        self._reader.transport = self._writer.transport = transport
+        self._reader.absorb(transport.decrypt() or b"", transport.eof)  # sent with the handshake
         return self
-
-    def _absorb(self, data: bytes, eof: bool) -> None:
-        """Take input that the TLS layer decrypted outside of `_fill`."""
-        if data:
-            self._in.append(data)
-            self._starved = False
-        self._eof = self._eof or eof

@@ -1,0 +1,125 @@
+"""The read side of a buffered socket: one loop behind every read and drain call.
+
+`Reader.collect` is the whole algorithm, shared by `read`, `read_nb`,
+`drain`, `drain_nb`, `read_call` and `drain_call`:
+
+1. If the buffer holds a complete result (the terminator within `maxlen`,
+   or `maxlen` bytes), or EOF was seen, the result is ready.
+2. Otherwise receive once from the transport and go back to 1.
+3. If receiving would block, a non-blocking call returns what it has
+   (`None` when it has nothing); a blocking call waits and goes back to 2.
+
+Draining is the same loop, except that bytes which cannot be part of the
+result's end are dropped at once, so draining gigabytes keeps memory flat.
+
+Invariants:
+
+* The first receive error is kept and raised by every later read (sticky).
+* ``starved`` is set while a partial result sits in the buffer waiting for
+  more input; `poll` does not count such a buffer as readable (it would
+  wake up at once, again and again, for bytes that do not help).
+* A non-blocking call gathers at most ``_GATHER_LIMIT`` bytes, so a fast
+  peer cannot keep it busy (or growing) without end.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+from ._buffers import InputBuffer
+from ._tls import TLSTransport
+from ._transport import PlainTransport
+
+__all__ = ["Reader", "terminator_byte"]
+
+_RECV_SIZE = 64 * 1024  # bytes asked of the kernel at once
+_GATHER_LIMIT = 1 << 20  # a non-blocking read returns after gathering this much
+
+
+def terminator_byte(maxlen: int | None, terminator: bytes | None) -> int | None:
+    """Check the read arguments; return the terminator as an int (or `None`).
+
+    Raises:
+        ValueError: `maxlen` is not a positive int or `None`, or `terminator`
+            is not a single byte.
+    """
+    if maxlen is not None and (not isinstance(maxlen, int) or maxlen < 1):
+        raise ValueError(f"maxlen must be a positive int or None, not {maxlen!r}")
+    if terminator is None:
+        return None
+    if not isinstance(terminator, bytes | bytearray) or len(terminator) != 1:
+        raise ValueError(f"terminator must be a single byte such as b'\\n', not {terminator!r}")
+    return terminator[0]
+
+
+class Reader:
+    """Input buffer, EOF and error state of one connection."""
+
+    __slots__ = ("buffer", "eof", "error", "starved", "transport")
+
+    def __init__(self, transport: PlainTransport | TLSTransport) -> None:
+        self.transport = transport
+        self.buffer = InputBuffer()
+        self.eof = False
+        self.starved = False
+        self.error: OSError | None = None
+
+    def ready(self) -> bool:
+        """Would a read return now without asking the kernel?"""
+        fresh = len(self.buffer) > 0 and not self.starved
+        return fresh or self.eof or self.error is not None or self.transport.pending() > 0
+
+    def collect(self, wait: Callable[[], object] | None, maxlen: int | None,
+                terminator: int | None, discard: bool) -> int | None:
+        """Gather one result.
+
+        Returns:
+            The result's length (it stays at the head of the buffer) or,
+            when discarding, the number of bytes dropped. `None` when there
+            is nothing and `wait` is `None`.
+        """
+        if self.error is not None:
+            raise self.error
+        dropped = gathered = 0
+        while True:
+            limit = None if maxlen is None else maxlen - dropped
+            count = self.buffer.complete(limit, terminator)
+            if count is not None or self.eof:
+                count = len(self.buffer) if count is None else count
+                return dropped + self.buffer.drop(count) if discard else count
+            if discard:
+                dropped += self.buffer.drop(len(self.buffer))
+            received = self.fill() if wait is not None or gathered < _GATHER_LIMIT else None
+            if received is not None:
+                gathered += received
+                continue
+            self.starved = True
+            if wait is None:
+                return (dropped if discard else len(self.buffer)) or None
+            wait()
+
+    def fill(self) -> int | None:
+        """Receive once into the buffer; bytes received, 0 at EOF, `None`: would block."""
+        try:
+            data = self.transport.recv(_RECV_SIZE)
+        except OSError as error:
+            self.error = error
+            raise
+        if data is None:
+            return None
+        if not data:
+            self.eof = True
+            return 0
+        self.absorb(data)
+        return len(data)
+
+    def absorb(self, data: bytes, eof: bool = False) -> None:
+        """Add input that arrived (also from outside `fill`, such as TLS leftovers)."""
+        if data:
+            self.buffer.append(data)
+            self.starved = False
+        self.eof = self.eof or eof
+
+    def take(self, count: int) -> bytes:
+        """Remove and return the first `count` buffered bytes."""
+        return self.buffer.take(count)

@@ -1,0 +1,122 @@
+"""The write side of a buffered socket: the output queue and when to send it.
+
+`Writer.output` is behind every write and flush call. Data is queued first
+(all arguments are checked before any is queued), then sent by one rule:
+
+* a flush is owed (``flush*`` was called and not yet completed): send
+  everything queued;
+* otherwise send while at least one whole block (64 KiB) is queued, and
+  keep the smaller tail for later, so small writes gather into large sends.
+
+When the kernel takes nothing, a non-blocking call returns; a blocking one
+waits and goes on. A flush that could not complete stays owed, and later
+calls continue it.
+
+Corking: on TCP the socket runs with ``TCP_NODELAY``, so whatever one
+``send()`` hands over leaves at once, a possibly small last segment
+included. While a whole block or more goes out (several sends), the socket
+is corked (``TCP_CORK``): the kernel then builds full segments across send
+boundaries. The completed flush uncorks, which sends the last partial
+segment at once. The kernel also sends corked data after 200 ms, so a
+forgotten flush delays data but never strands it.
+
+Invariant: the first send error is kept and raised by every later write
+(sticky); after ``finish`` every write raises `SocketFinishedError`.
+"""
+
+from __future__ import annotations
+
+import socket
+from collections.abc import Callable
+
+from ._buffers import OutputQueue, as_view
+from ._errors import SocketFinishedError
+from ._tls import TLSTransport
+from ._transport import PlainTransport
+
+__all__ = ["BLOCK", "Writer"]
+
+BLOCK = 64 * 1024  # without a flush, less than this stays queued
+_SEND_LIMIT = 1 << 20  # bytes offered to one send()
+_TCP_CORK: int | None = getattr(socket, "TCP_CORK", None)
+
+
+class Writer:
+    """Output queue, flush and error state of one connection."""
+
+    __slots__ = ("corked", "error", "finished", "flush_owed", "queue", "sock", "tcp",
+                 "transport")
+
+    def __init__(self, sock: socket.socket, transport: PlainTransport | TLSTransport) -> None:
+        self.sock = sock
+        self.transport = transport
+        self.tcp = sock.family in (socket.AF_INET, socket.AF_INET6)
+        self.queue = OutputQueue()
+        self.flush_owed = self.corked = self.finished = False
+        self.error: OSError | None = None
+
+    def queued(self) -> int:
+        """Bytes not yet taken by the kernel (plain text plus encrypted backlog)."""
+        return len(self.queue) + self.transport.backlog
+
+    def check(self) -> None:
+        """Raise if writing is not possible now (finished, or a sticky error)."""
+        if self.finished:
+            raise SocketFinishedError("cannot write after finish()")
+        if self.error is not None:
+            raise self.error
+
+    def output(self, wait: Callable[[], object] | None, data: tuple[object, ...],
+               flush: bool) -> int:
+        """Queue `data`, send by the rule above; return the bytes still queued."""
+        self.check()
+        views = [as_view(item) for item in data]
+        for view in views:
+            self.queue.append(view)
+        if flush:
+            self.flush_owed = True
+        self.send(wait)
+        return self.queued()
+
+    def send(self, wait: Callable[[], object] | None) -> None:
+        """Send while the rule says so, calling `wait` when blocked (return if `None`)."""
+        try:
+            while self.queued() > (0 if self.flush_owed else BLOCK - 1):
+                if self.queued() >= BLOCK:
+                    self.cork(True)
+                if self.queue:
+                    progress = self.queue.send_head(self.transport.send, _SEND_LIMIT) > 0
+                else:
+                    progress = self.transport.push()
+                if not progress:
+                    if wait is None:
+                        return
+                    wait()
+        except OSError as error:
+            self.error = error
+            raise
+        if self.flush_owed:
+            self.flush_owed = False
+            self.cork(False)
+
+    def continue_flush(self) -> None:
+        """Continue an owed flush without blocking; a failure waits for the next write."""
+        if self.flush_owed and self.error is None:
+            try:
+                self.send(None)
+            except OSError:
+                pass  # kept in self.error: the next write raises it
+
+    def cork(self, on: bool) -> None:
+        """Cork or uncork a TCP socket (nothing elsewhere)."""
+        if self.corked != on and self.tcp and _TCP_CORK is not None:
+            try:
+                self.sock.setsockopt(socket.IPPROTO_TCP, _TCP_CORK, int(on))
+            except OSError:
+                return
+            self.corked = on
+
+    def drop(self) -> None:
+        """Forget everything queued (the socket is being closed or reset)."""
+        self.queue.clear()
+        self.flush_owed = False
