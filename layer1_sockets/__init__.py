@@ -9,7 +9,7 @@ operation comes in three forms that can be mixed freely on one socket:
 | form | when the kernel is not ready |
 | --- | --- |
 | `read`, `write`, `flush`, `drain` | waits (with `selectors`) and goes on |
-| `read_nb`, `write_nb`, `flush_nb`, `drain_nb` | returns at once: `None` or the bytes still queued |
+| `read_nb`, `write_nb`, `flush_nb`, `drain_nb` | returns at once (`None`, or bytes queued) |
 | `read_call`, `write_call`, ... | calls your ``wait(sock, "r" or "w")`` and goes on |
 
 Reads return `bytes` (`b""` = EOF); writes take bytes-like objects (a `str`
