@@ -12,6 +12,9 @@ import os
 import re
 import socket
 import ssl
+import struct
+import subprocess
+import sys
 import threading
 import time
 from collections.abc import Iterator
@@ -21,7 +24,7 @@ from pathlib import Path
 
 import pytest
 import trustme
-from support import Program, example
+from support import EXAMPLES, ROOT, Program, example
 
 from layer1_sockets import tcpconnect
 
@@ -349,10 +352,13 @@ def test_step05_tls_echo_with_a_stdlib_client(certificates: Certificates) -> Non
             # wait in a buffer, and poll() must see them.
             tls.sendall(b"a\nb\nc\n")
             assert receive_exactly(tls, 6) == b"a\nb\nc\n"
+            # 240 000 bytes of lines, 16 KiB at a time (one SSL socket must not
+            # be used from two threads, so sending and reading take turns).
             big = b"".join(b"line %06d\n" % n for n in range(20_000))
-            sender = Sender(tls, big)
-            assert receive_exactly(tls, len(big)) == big
-            assert sender.join() is None
+            for start in range(0, len(big), 16384):
+                piece = big[start:start + 16384]
+                tls.sendall(piece)
+                assert receive_exactly(tls, len(piece)) == piece
         assert_stops_on_sigterm(program)
 
 
@@ -395,4 +401,215 @@ def test_step05_tls_needs_a_trusted_certificate(certificates: Certificates) -> N
         with connect(port) as raw, pytest.raises(ssl.SSLCertVerificationError):
             untrusting.wrap_socket(raw, server_hostname="localhost")
         program.wait_for_line(rb"handshake failed")
+        assert_stops_on_sigterm(program)
+
+
+
+def run_to_end(*argv: str) -> subprocess.CompletedProcess[str]:
+    """Run a client program to completion (killed and reaped on timeout)."""
+    env = dict(os.environ, PYTHONPATH=str(ROOT))
+    return subprocess.run([sys.executable, *argv], cwd=ROOT, env=env, capture_output=True,
+                          text=True, timeout=TIMEOUT, check=False)
+
+
+def test_tls_client_talks_to_step05(certificates: Certificates) -> None:
+    client = str(EXAMPLES / "layer1/tls_client.py")
+    with example("layer1/step05_tls.py", *certificates.server_args()) as (program, port):
+        done = run_to_end(client, str(port), "--cafile", str(certificates.cafile),
+                          "hello over TLS", "second line")
+        assert (done.returncode, done.stdout) == (0, "hello over TLS\nsecond line\n")
+        # The certificate is for localhost: any other name must be refused.
+        wrong = run_to_end(client, str(port), "--cafile", str(certificates.cafile),
+                           "--name", "example.org", "x")
+        assert wrong.returncode == 1
+        assert "certificate verify failed" in wrong.stderr
+        assert wrong.stdout == ""
+        assert_stops_on_sigterm(program)
+
+
+# --- every one-client-at-a-time server survives a client's reset ----------------
+
+
+def reset_after(port: int, data: bytes) -> None:
+    """Connect, send data, and abort the connection with RST (SO_LINGER 0)."""
+    sock = socket.create_connection(("127.0.0.1", port), timeout=TIMEOUT)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+    sock.sendall(data)
+    sock.close()
+
+
+@pytest.mark.parametrize(("program_path", "probe", "answer"), [
+    ("layer1/step01_echo.py", b"ping\n", b"ping\n"),
+    ("layer1/step02_line_reader.py", b"ping\n", b"PING\n"),
+    ("layer1/step02_buffered.py", b"ping\n", b"PING\n"),
+    ("layer1/step03_idle.py", b"ping\n", b"ping\n"),
+    ("layer1/solutions/ex5_quit.py", b"ping\n", b"PING\n"),
+])
+def test_a_client_reset_does_not_stop_the_server(program_path: str, probe: bytes,
+                                                 answer: bytes) -> None:
+    with example(program_path) as (program, port):
+        for _ in range(3):
+            reset_after(port, b"half a li")
+        assert converse(port, probe) == answer
+        assert_stops_on_sigterm(program)
+    assert "Traceback" not in program.output()
+
+
+# --- exercise solutions --------------------------------------------------------
+
+
+def test_ex1_reverse_answers_after_eof() -> None:
+    message = os.urandom(300_000)
+    with example("layer1/solutions/ex1_reverse.py") as (program, port):
+        assert converse(port, message[:1000], message[1000:]) == message[::-1]
+        assert converse(port) == b""
+        assert converse(port, bytes(1024 * 1024 + 1)) == b"ERROR too large\n"
+        assert_stops_on_sigterm(program)
+
+
+def test_ex2_frames() -> None:
+    with example("layer1/solutions/ex2_frames.py") as (program, port):
+        assert converse(port, b"5\nhello3\nabc0\n") == b"5\nolleh3\ncba0\n"
+        # A frame whose payload contains newlines and digits, sent byte by byte.
+        frame = b"11\n12\n45\n78\n9x"
+        assert converse(port, *(bytes([b]) for b in frame)) == b"11\nx9\n87\n54\n21"
+        big = os.urandom(1024 * 1024)
+        assert converse(port, b"%d\n" % len(big), big) == b"%d\n" % len(big) + big[::-1]
+        assert converse(port, b"5\nhel") == b"ERROR frame cut short\n"
+        assert converse(port, b"3\nabc-1\n") == b"3\ncbaERROR bad length\n"
+        assert converse(port, b"1048577\n") == b"ERROR bad length\n"
+        assert converse(port, b"007\n") == b"ERROR bad length\n"
+        assert converse(port, b"9" * 50 + b"\n") == b"ERROR bad length\n"
+        assert_stops_on_sigterm(program)
+
+
+def wait_for_members(program: Program, count: int, start: int = 0) -> None:
+    program.wait_for_line(rb"members: %d$" % count, start=start)
+
+
+def test_ex3_chat_broadcasts_to_the_others() -> None:
+    with example("layer1/solutions/ex3_chat.py") as (program, port):
+        with connect(port) as one, connect(port) as two, connect(port) as three:
+            wait_for_members(program, 3)
+            one.sendall(b"hi ")  # half a line first: it must not go out alone
+            one.sendall(b"all\n")
+            assert receive_exactly(two, 10) == b"1: hi all\n"
+            assert receive_exactly(three, 10) == b"1: hi all\n"
+            two.sendall(b"yo\nand more\n")
+            # The first thing "one" receives is from "two": nobody hears themselves.
+            assert receive_exactly(one, 18) == b"2: yo\n2: and more\n"
+            assert receive_exactly(three, 18) == b"2: yo\n2: and more\n"
+            three.close()
+            program.wait_for_line(rb"member 3 left; members: 2")
+            one.sendall(b"bye\n")
+            assert receive_exactly(two, 7) == b"1: bye\n"
+        assert_stops_on_sigterm(program)
+
+
+def test_ex3_chat_drops_a_member_who_stops_reading() -> None:
+    line = b"x" * 1000 + b"\n"
+    with example("layer1/solutions/ex3_chat.py") as (program, port):
+        with connect(port) as talker, socket.socket() as sleeper:
+            sleeper.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
+            sleeper.connect(("127.0.0.1", port))
+            wait_for_members(program, 2)
+            # Bounded: at most 64 MiB, far beyond MAX_QUEUED plus kernel buffers.
+            for _ in range(64 * 1024):
+                talker.sendall(line)
+                if b"too slow" in program.output().encode():
+                    break
+                program.drain_output()
+            program.wait_for_line(rb"member 2 too slow; members: 1")
+            with connect(port) as newcomer:
+                wait_for_members(program, 2, start=len(program.lines) - 1)
+                talker.sendall(b"still here\n")
+                # Lines the talker sent earlier may still be on their way.
+                received = receive_until_suffix(newcomer, b"1: still here\n")
+                assert set(received.splitlines(keepends=True)) <= {b"1: " + line,
+                                                                  b"1: still here\n"}
+        assert_stops_on_sigterm(program)
+
+
+def receive_until_suffix(sock: socket.socket, suffix: bytes, limit: int = 1 << 26) -> bytes:
+    data = bytearray()
+    while not data.endswith(suffix):
+        chunk = sock.recv(65536)
+        assert chunk and len(data) < limit, f"EOF or too much before {suffix!r}"
+        data += chunk
+    return bytes(data)
+
+
+def drip_until_answer(sock: socket.socket, limit: float) -> tuple[bytes, float]:
+    """Send a byte each time 0.05 s pass without an answer; return the answer and time."""
+    started = time.monotonic()
+    sock.settimeout(0.05)
+    try:
+        while time.monotonic() - started < limit:
+            try:
+                answer = sock.recv(1024)
+                return answer, time.monotonic() - started
+            except TimeoutError:
+                sock.sendall(b"z")
+        return b"", time.monotonic() - started
+    finally:
+        sock.settimeout(TIMEOUT)
+
+
+def test_ex4_deadline_stops_a_slow_drip() -> None:
+    with example("layer1/solutions/ex4_deadline.py", "--seconds", "1") as (program, port):
+        with connect(port) as sock:
+            sock.sendall(b"quick\n")
+            assert receive_exactly(sock, 6) == b"quick\n"
+            answer, elapsed = drip_until_answer(sock, limit=15.0)
+            assert answer.startswith(b"ERROR too slow\n")
+            assert 0.9 <= elapsed < 10.0
+        program.wait_for_line(rb"slow client dropped")
+        assert_stops_on_sigterm(program)
+
+
+def test_step03_idle_is_kept_alive_by_a_slow_drip() -> None:
+    # The limitation that exercise 4 fixes: an idle timeout limits silence only.
+    with example("layer1/step03_idle.py", "--idle", "0.5") as (program, port):
+        with connect(port) as sock:
+            answer, elapsed = drip_until_answer(sock, limit=2.0)
+            assert answer == b""  # two seconds of dripping, four idle periods: no timeout
+            assert elapsed >= 2.0
+            sock.sendall(b"\n")
+            echo = receive_until_suffix(sock, b"\n")
+            assert echo.strip(b"z") == b"\n" and len(echo) > 20
+        assert_stops_on_sigterm(program)
+
+
+def test_ex5_quit_answers_everything_before_it() -> None:
+    junk = b"junk after quit\n" * 65536  # 1 MiB the client sends after QUIT
+    with example("layer1/solutions/ex5_quit.py") as (program, port):
+        with connect(port) as sock:
+            sender = Sender(sock, b"a\nb\nQUIT\n" + junk, half_close=True)
+            assert receive_until_eof(sock) == b"A\nB\nBYE\n"
+            assert sender.join() is None
+        program.wait_for_line(rb"drained %d bytes" % len(junk))
+        assert converse(port, b"quit\n", b"QUIT\r\n") == b"QUIT\nBYE\n"
+        assert_stops_on_sigterm(program)
+
+
+def test_ex6_starttls_switches_mid_conversation(certificates: Certificates) -> None:
+    context = certificates.client_context()
+    with example("layer1/solutions/ex6_starttls.py", *certificates.server_args()) as (
+            program, port):
+        with tcpconnect("127.0.0.1", port) as conn:
+            assert conn.flush(b"plain\n").read(64, b"\n") == b"PLAIN\n"
+            assert conn.flush(b"STARTTLS\n").read(64, b"\n") == b"READY\n"
+            conn.starttls(context, server_hostname="localhost")
+            program.wait_for_line(rb"switched to TLS")
+            assert conn.flush(b"secret\n").read(64, b"\n") == b"SECRET\n"
+            assert conn.flush(b"STARTTLS\n").read(64, b"\n") == b"ERROR already encrypted\n"
+            conn.finish()
+            assert conn.read() == b""
+        # A client that asks for TLS and then speaks plain text is dropped.
+        with connect(port) as sock:
+            sock.sendall(b"STARTTLS\n")
+            assert receive_exactly(sock, 6) == b"READY\n"
+            sock.sendall(b"not a client hello\n")
+            program.wait_for_line(rb"client failed")
+        assert converse(port, b"next\n") == b"NEXT\n"
         assert_stops_on_sigterm(program)

@@ -40,7 +40,10 @@ def serve(listener: socket.socket) -> None:
         conn, (host, port) = listener.accept()
         with conn:
             print(f"client {host}:{port} connected")
-            echo(conn)
+            try:
+                echo(conn)
+            except OSError as error:  # reset by the client, or the network failed
+                print(f"client failed: {error!r}")
             print("client gone")
 # --8<-- [end:serve]
 

@@ -47,8 +47,14 @@ def main() -> None:
     with tcplisten("127.0.0.1", args.port) as listener:
         print(f"listening on port {listener.port}", flush=True)
         while True:
-            with listener.accept() as conn:
+            conn = listener.accept()
+            try:
                 serve_lines(conn)
+                conn.close()  # the normal end: flush, then FIN
+            except OSError as error:  # reset by the client, or the network failed
+                print(f"client failed: {error!r}")
+            finally:
+                conn.reset()  # does nothing after close(); else drops the connection at once
 # --8<-- [end:main]
 
 

@@ -84,7 +84,10 @@ def main() -> None:
         while True:
             conn, _ = listener.accept()
             with conn:
-                serve_lines(conn)
+                try:
+                    serve_lines(conn)
+                except OSError as error:  # reset by the client, or the network failed
+                    print(f"client failed: {error!r}")
 
 
 if __name__ == "__main__":

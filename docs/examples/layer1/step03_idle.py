@@ -12,12 +12,9 @@ from __future__ import annotations
 
 import argparse
 import signal
-from collections.abc import Callable
 from types import FrameType
 
-from layer1_sockets import BufferedSocket, poll, tcplisten
-
-Wait = Callable[[BufferedSocket, str], None]
+from layer1_sockets import BufferedSocket, Wait, poll, tcplisten
 
 
 # --8<-- [start:wait]
@@ -58,8 +55,14 @@ def main() -> None:
     with tcplisten("127.0.0.1", args.port) as listener:
         print(f"listening on port {listener.port}", flush=True)
         while True:
-            with listener.accept() as conn:
+            conn = listener.accept()
+            try:
                 serve_lines(conn, args.idle)
+                conn.close()  # the normal end: flush, then FIN
+            except OSError as error:  # reset by the client, or the network failed
+                print(f"client failed: {error!r}")
+            finally:
+                conn.reset()  # does nothing after close(); else drops the connection at once
 
 
 if __name__ == "__main__":
