@@ -1,0 +1,333 @@
+"""The per-connection loop: requests in, responses out, until the connection ends.
+
+`generate_handler` wraps an HTTP callback into a layer 2 ``connect``
+handler. For each connection it runs a `Connection`, whose loop reads like
+a list:
+
+1. wait for the next request head: up to `idle_timeout` for its first
+   byte (then close quietly), up to `request_header_timeout` for the rest
+   (then answer 408); a head the parser refuses is answered with its
+   status (400, 414, 417, 431, 501, 505, ...);
+2. build the `Request` (a `Content-Length` past the body limit: 413);
+3. run the callback under the layer 2 watchdog (`response_timeout`), then
+   finish the response if the callback did not;
+4. decide whether the connection can carry another request: not if either
+   side asked to close, the body framing broke, or the body the handler
+   left unread cannot be drained within `drain_timeout` and
+   `drain_size_limit`; a body the handler was processing is read to its end;
+5. repeat, or close gently (half-close, discard the client's last bytes,
+   close) so the last response reaches the client.
+
+Failures never escape to layer 2, so the worker lives on. A client's
+fault (`ClientError`) is answered with its status when no part of the
+response is on the wire yet, else the connection is reset. A handler that
+raises is logged with its traceback and answered with 500 (or the
+connection reset, once the response has begun). A connection that breaks
+is logged in one line. Everything logged goes to the worker's stderr,
+which layer 2 turns into log lines with the worker's PID.
+
+Moonbridge: the function ``http.generate_handler`` returns (the
+``repeat ... until`` loop over requests).
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import sys
+import time
+import traceback
+from collections.abc import Callable
+from typing import Any
+
+from layer1_sockets import BufferedSocket
+from layer2_prefork import timeout
+
+from ._errors import ClientError, RequestAPIError
+from ._head import HeadParser, RequestHead
+from ._input import Discard
+from ._options import Options, resolve_arguments
+from ._request import Request
+from ._response import ResponseWriter
+from ._wire import Wire
+
+__all__ = ["Connection", "Handler", "generate_handler", "log"]
+
+
+def log(message: str, error: BaseException | None = None) -> None:
+    """Write a line (and a traceback, if `error` is given) to stderr, the worker's log."""
+    text = f"layer3_http: {message}\n"
+    if error is not None:
+        text += "".join(traceback.format_exception(error))
+    try:
+        sys.stderr.write(text)
+        sys.stderr.flush()
+    except (OSError, ValueError):
+        pass
+
+
+def describe_peer(sock: BufferedSocket) -> str:
+    """Say who is at the other end: ``"192.0.2.1:4711"`` or ``"unix"``."""
+    packed = sock.remote_ip6 or sock.remote_ip4
+    if packed is None:
+        return "unix"
+    address = ipaddress.ip_address(packed)
+    host = f"[{address}]" if address.version == 6 else str(address)
+    return f"{host}:{sock.remote_tcpport}"
+
+
+class Connection:
+    """Serves the requests of one connection in order.
+
+    Args:
+        sock: The connection.
+        callback: The HTTP callback.
+        options: Limits and timeouts.
+
+    Attributes:
+        retire: Set when the callback returned `False`: the worker should end.
+    """
+
+    def __init__(self, sock: BufferedSocket, callback: Callable[[Request], object],
+                 options: Options) -> None:
+        self.sock = sock
+        self.wire = Wire(sock, options)
+        self.callback = callback
+        self.options = options
+        self.retire = False
+
+    def serve(self) -> None:
+        """Serve requests until the connection ends; never raises `Exception`."""
+        try:
+            while self._serve_one():
+                pass
+        except MemoryError:
+            self.sock.reset()
+            raise
+        except Exception as error:  # a bug here must not cost the worker
+            log("internal error, connection reset", error)
+            self.sock.reset()
+        finally:
+            if not self.sock.closed:
+                self.wire.close_gently()
+
+    def _serve_one(self) -> bool:
+        """Serve one request; return whether the connection carries another one."""
+        try:
+            head = self._read_head()
+        except ClientError as error:
+            self._refuse(error, None)
+            return False
+        except OSError:
+            self.sock.reset()
+            return False
+        if head is None:
+            self.sock.close()
+            return False
+        try:
+            request = Request(self.wire, head, self.options)
+        except ClientError as error:
+            self._refuse(error, head)
+            return False
+        self.wire.pump = request.input
+        try:
+            if self.options.response_timeout is None:
+                return self._handle(request)
+            return timeout(self.options.response_timeout, self._handle, request)
+        finally:
+            self.wire.pump = None
+
+    # -- the head ----------------------------------------------------------------
+
+    def _read_head(self) -> RequestHead | None:
+        """Read the next head; `None` when the client closed or stayed idle too long.
+
+        Raises:
+            ClientError: The head is malformed, too large, or late (408).
+        """
+        options = self.options
+        parser = HeadParser(size_limit=options.request_header_size_limit)
+        deadline = _deadline(options.idle_timeout)
+        while True:
+            maxlen, terminator = parser.next_read()
+            data = self.wire.read_nb(maxlen, terminator)
+            if data is None:
+                if not parser.started:
+                    if not self.wire.wait_input(deadline):
+                        return None
+                elif not self.wire.wait_input(
+                        _earliest(deadline, _deadline(options.stall_timeout))):
+                    raise ClientError(408, "the request head did not arrive in time")
+                continue
+            if not data:
+                if not parser.started:
+                    return None
+                raise ClientError(400, "connection closed inside the request head")
+            if not parser.started:
+                deadline = _deadline(options.request_header_timeout)
+            head = parser.feed(data)
+            if head is not None:
+                return head
+
+    # -- the response --------------------------------------------------------------
+
+    def _handle(self, request: Request) -> bool:
+        """Run the callback and what follows; return whether to keep the connection."""
+        try:
+            result = self.callback(request)
+            if not request.writer.final_status_given:
+                raise RequestAPIError("the handler returned without sending a status")
+            request.finish()
+        except ClientError as error:
+            self._client_failed(request, error)
+            return False
+        except Exception as error:
+            self._handler_failed(request, error)
+            if isinstance(error, MemoryError):
+                raise  # layer 2 replaces a worker that ran out of memory
+            return False
+        if result is False:
+            self.retire = True
+        try:
+            return self._after_response(request)
+        except ClientError:
+            self.wire.close_gently()
+        except OSError:
+            self.sock.reset()
+        except Exception as error:
+            log("a body stream handler raised after the response; connection reset", error)
+            self.sock.reset()
+        return False
+
+    def _after_response(self, request: Request) -> bool:
+        """Deal with the rest of the body; return whether another request may follow."""
+        body = request.input
+        keep = not request.writer.close and not self.retire
+        if keep and not body.complete:
+            sink = body.sink
+            if body.abandoned or body.error is not None:
+                keep = False
+            elif sink is not None and not isinstance(sink, Discard):
+                body.read_all()  # the handler's form or stream handlers get the rest
+            else:
+                keep = body.drain()
+        if not keep:
+            self.wire.close_gently()
+        return keep
+
+    def _client_failed(self, request: Request, error: ClientError) -> None:
+        log(f"{describe_peer(self.sock)}: {request.method} {request.head.target}: {error}")
+        if request.faulty or request.writer.committed:
+            self.sock.reset()
+        else:
+            self._answer(error.status_line, request.head)
+
+    def _handler_failed(self, request: Request, error: Exception) -> None:
+        where = f"{describe_peer(self.sock)}: {request.method} {request.head.target}"
+        if request.faulty and isinstance(error, OSError):
+            log(f"{where}: connection failed: {error!r}")
+            self.sock.reset()
+        elif request.faulty or request.writer.committed:
+            log(f"{where}: the handler raised after the response began; connection reset", error)
+            self.sock.reset()
+        else:
+            log(f"{where}: the handler raised; answered 500", error)
+            self._answer("500 Internal Server Error", request.head)
+
+    def _refuse(self, error: ClientError, head: RequestHead | None) -> None:
+        """Answer a request that never reached the handler."""
+        what = "request" if head is None else f"{head.method} {head.target}"
+        log(f"{describe_peer(self.sock)}: {what}: {error}")
+        self._answer(error.status_line, head)
+
+    def _answer(self, status_line: str, head: RequestHead | None) -> None:
+        """Send a short plain-text response of the server's own, then close."""
+        writer = ResponseWriter(
+            version=head.version if head is not None else (1, 1),
+            head_request=head is not None and head.method == "HEAD",
+            keep_alive=False, static_fields=self.options.static_fields,
+            minimum_chunk_size=1 << 20)
+        writer.status(status_line)
+        writer.header("Content-Type", "text/plain; charset=utf-8")
+        parts = writer.data(f"{status_line}\n".encode())
+        parts += writer.finish()
+        try:
+            self.wire.write(parts, flush=True)
+        except (OSError, ValueError):
+            self.sock.reset()
+            return
+        self.wire.close_gently()
+
+
+def _deadline(seconds: float | None) -> float | None:
+    return None if seconds is None else time.monotonic() + seconds
+
+
+def _earliest(first: float | None, second: float | None) -> float | None:
+    if first is None:
+        return second
+    return first if second is None else min(first, second)
+
+
+class Handler:
+    """A layer 2 ``connect`` handler that speaks HTTP (what `generate_handler` returns).
+
+    Calling it with a connection serves that connection's requests. It
+    returns `False` (the worker retires) only when the callback returned
+    `False`; anything else the callback does never ends the worker.
+
+    Attributes:
+        callback: The HTTP callback.
+        options: The validated options.
+    """
+
+    def __init__(self, callback: Callable[[Request], object], options: Options) -> None:
+        self.callback = callback
+        self.options = options
+
+    def __call__(self, conn: object) -> bool:
+        if not isinstance(conn, BufferedSocket):
+            log(f"the HTTP handler was given {conn!r}, not a connection; ignored")
+            return True
+        connection = Connection(conn, self.callback, self.options)
+        connection.serve()
+        return not connection.retire
+
+    def __repr__(self) -> str:
+        return f"<Handler {self.callback!r}>"
+
+
+def generate_handler(callback: Any, options: Any = None, /, **overrides: Any) -> Handler:
+    """Turn an HTTP callback into a ``connect`` handler for `layer2_prefork.listen`.
+
+    The callback receives one `Request` per request. Options are checked
+    here, before any fork: pass an `Options`, a mapping, keyword arguments,
+    or several of them (later ones win). The callback and the options may
+    come in either order, as in the original.
+
+    Args:
+        callback: ``callback(request)``; returning `False` retires the worker
+            after this connection.
+        options: An `Options`, a mapping of option names, or `None`.
+        **overrides: Option names and values.
+
+    Returns:
+        The handler, to pass as ``connect=`` to `layer2_prefork.listen`.
+
+    Raises:
+        TypeError: No callable callback, or options of the wrong kind.
+        ValueError: An unknown option or a wrong value (the message names it).
+
+    Examples:
+        >>> def app(request):
+        ...     request.send_status("200 OK")
+        ...     request.send_data("hello\\n")
+        >>> handler = generate_handler(app, idle_timeout=10)
+        >>> handler.options.idle_timeout
+        10.0
+        >>> generate_handler({"stall_timeout": 5}, app).options.stall_timeout
+        5.0
+
+    Moonbridge: ``http.generate_handler(callback, options)``.
+    """
+    resolved_callback, resolved = resolve_arguments(callback, options, overrides)
+    return Handler(resolved_callback, resolved)

@@ -1,0 +1,538 @@
+"""The request object a handler receives: what was asked, and how to answer.
+
+One `Request` exists per request on a connection. It joins three parts:
+
+* the parsed head (`RequestHead`) and the read-only views built from it:
+  `method`, `path`, `query`, the five header tables, `cookies`,
+  `get_params` and `get_params_list`;
+* the body side, `RequestInput`, with the sink the handler's first use of
+  the body chooses (`body`, `stream_request_body`, `post_params`, ...);
+* the response side, `ResponseWriter`, whose bytes it writes through the
+  connection's `Wire`.
+
+Theory of operation, the request's life in words. A handler first reads
+what it needs; reading the body or the form fields blocks until they have
+arrived. Stream handlers for form fields must be registered before the
+body is processed. Then it answers: `send_status`, any `send_header`,
+`send_data` as often as it likes, and `finish` (called for it when it
+returns). Starting the response starts body processing too, unless
+`defer_reading` was called: form bodies are then parsed into `post_params`,
+any other body is discarded, and while the response is written the body is
+read whenever a write would block, so a client that sends everything
+before it reads cannot deadlock the server. After the response the
+connection decides, from what is left of the body, whether it can serve
+the next request (see `_connection`).
+
+Invariants: a failed read or write on the connection sets `faulty` and
+raises the `OSError`; every later use of the object raises
+`RequestAPIError`; `finish` may be called any number of times.
+
+Moonbridge: the request object of ``http.generate_handler``.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+from collections.abc import Callable, Mapping, Sequence
+from typing import IO
+
+from layer1_sockets import BufferedSocket
+
+from ._errors import RequestAPIError
+from ._forms import FirstValues, ValueLists, parse_cookies, parse_query
+from ._head import RequestHead
+from ._input import Collect, Discard, RequestInput, Stream
+from ._options import Options
+from ._post import FormSink, PostMetadata, PostStream, compile_pattern
+from ._response import ResponseWriter, parse_status
+from ._tables import HeaderTables
+from ._wire import Wire
+
+__all__ = ["Request"]
+
+_CONTINUE = b"HTTP/1.1 100 Continue\r\n\r\n"
+_FILE_BLOCK = 65536
+
+
+def _as_bytes(value: object) -> bytes:
+    if isinstance(value, bytes):
+        return value
+    if isinstance(value, bytearray | memoryview):
+        return bytes(value)
+    return (value if isinstance(value, str) else str(value)).encode("utf-8")
+
+
+class Request:
+    """One HTTP request and its response.
+
+    Created by the connection for each request; handlers receive it and
+    never construct it.
+
+    Attributes:
+        method: The request method, e.g. ``"GET"`` (case-sensitive).
+        path: The path without its leading ``/`` and without the query, not
+            percent-decoded (``"index.html"``); `None` only for ``OPTIONS *``.
+        query: The query with its leading ``?`` (``"?a=b"``), or ``""``;
+            `None` only for ``OPTIONS *``.
+        headers: Field name (any case) -> list of raw values, one per line.
+        headers_csv_table: Field name -> the comma-separated items of all lines.
+        headers_csv_string: Field name -> all lines joined by ``", "``.
+        headers_value: Field name -> the value if sent on one line, `False`
+            if on several, `None` if absent.
+        headers_flags: Field name -> item -> `bool`, case-insensitive
+            (``request.headers_flags["Connection"]["close"]``).
+        cookies: Cookie name -> value.
+        get_params: Query field -> its first value.
+        get_params_list: Query field -> all its values (``[]`` when absent).
+        socket: The connection's buffered socket (to reset it, for instance).
+        head: The parsed head (version, raw target, authority, ...).
+
+    Moonbridge: the request object passed to the callback of
+    ``http.generate_handler``.
+    """
+
+    def __init__(self, wire: Wire, head: RequestHead, options: Options) -> None:
+        self.head = head
+        self.method: str = head.method
+        self.path: str | None = head.path
+        self.query: str | None = head.query
+        tables = HeaderTables.from_fields(head.headers)
+        self.headers = tables.headers
+        self.headers_csv_table = tables.headers_csv_table
+        self.headers_csv_string = tables.headers_csv_string
+        self.headers_value = tables.headers_value
+        self.headers_flags = tables.headers_flags
+        self.cookies: dict[str, str] = parse_cookies(self.headers["Cookie"])
+        pairs = parse_query(head.query)
+        self.get_params: Mapping[str, str] = FirstValues(pairs)
+        self.get_params_list: Mapping[str, list[str]] = ValueLists(pairs)
+        self.socket: BufferedSocket = wire.sock
+        self._wire = wire
+        self._options = options
+        self._writer = ResponseWriter(
+            version=head.version, head_request=head.method == "HEAD",
+            keep_alive=head.keep_alive, static_fields=options.static_fields,
+            minimum_chunk_size=options.output_chunk_size)
+        self._input = RequestInput(wire, head, options, self._send_continue)
+        self._faulty = False
+        self._deferred = False
+        self._streams: dict[str, PostStream] = {}
+        self._patterns: list[tuple[re.Pattern[str], PostStream]] = []
+        self._form: FormSink | None = None
+        self._collect: Collect | None = None
+        self._body: bytes | None = None
+
+    def __repr__(self) -> str:
+        return f"<Request {self.method} {self.head.target}>"
+
+    # -- state -----------------------------------------------------------------
+
+    @property
+    def faulty(self) -> bool:
+        """`True` once a read or write on the connection failed.
+
+        The `OSError` that caused it was raised; any further use of the
+        request raises `RequestAPIError`.
+
+        Moonbridge: ``request.faulty``.
+        """
+        return self._faulty
+
+    @property
+    def writer(self) -> ResponseWriter:
+        """The response state (for the connection; handlers need not look)."""
+        return self._writer
+
+    @property
+    def input(self) -> RequestInput:
+        """The body state (for the connection; handlers need not look)."""
+        return self._input
+
+    def _check_usable(self) -> None:
+        if self._faulty:
+            raise RequestAPIError("the connection failed earlier; this request is faulty")
+
+    def _send(self, parts: Sequence[bytes], flush: bool) -> None:
+        try:
+            self._wire.write(parts, flush)
+        except OSError:
+            self._faulty = True
+            raise
+
+    def _read_all(self) -> None:
+        try:
+            self._input.read_all()
+        except OSError:
+            self._faulty = True
+            raise
+
+    def _send_continue(self) -> None:
+        if not self._writer.committed:
+            self._send([_CONTINUE], flush=True)
+
+    # -- the body ----------------------------------------------------------------
+
+    @property
+    def body(self) -> bytes:
+        """The whole request body (``b""`` when there is none); read on first access.
+
+        Raises:
+            RequestAPIError: The body already went elsewhere (a stream, the
+                form parser, discarded), or form-field stream handlers are
+                registered.
+            ClientError: The body is malformed, too large or cut short.
+
+        Moonbridge: ``request.body``.
+        """
+        if self._body is None:
+            self._check_usable()
+            sink = self._input.sink
+            if sink is None:
+                if self._streams or self._patterns:
+                    raise RequestAPIError("request.body would bypass stream_post_param handlers")
+                self._collect = Collect()
+                self._input.attach(self._collect)
+            elif sink is not self._collect:
+                raise RequestAPIError("the request body is already being processed otherwise")
+            self._read_all()
+            assert self._collect is not None
+            self._body = self._collect.value
+        return self._body
+
+    def stream_request_body(self, callback: Callable[[bytes], object] | None) -> None:
+        """Read the body now, passing each piece to `callback`; return at its end.
+
+        Pieces are at most `maximum_input_chunk_size` bytes and never empty.
+        With `None` the body is read and discarded; that is also allowed
+        (and does nothing more) once the body was processed otherwise.
+
+        Raises:
+            RequestAPIError: With a callback, when the body is already being
+                processed or form-field stream handlers are registered.
+            ClientError: The body is malformed, too large, cut short or late.
+
+        Moonbridge: ``request:stream_request_body(callback)``.
+        """
+        self._check_usable()
+        sink = self._input.sink
+        if callback is None:
+            if sink is None:
+                self._input.attach(Discard())
+            elif self._input.abandoned or self._input.complete:
+                return
+            self._read_all()
+            return
+        if sink is not None or self._streams or self._patterns:
+            raise RequestAPIError("stream_request_body() after the body processing was chosen")
+        self._input.attach(Stream(callback))
+        self._read_all()
+
+    def stream_post_param(self, field_name: str, callback: PostStream) -> None:
+        """Stream the form field `field_name` to `callback` instead of collecting it.
+
+        For each such field the callback is called with ``(first_chunk,
+        metadata)`` (``b""`` for an empty field), then ``(chunk)`` for each
+        further piece, then with no arguments at its end. The metadata is a
+        `PostMetadata`. Memory use stays flat whatever the field's size.
+
+        Raises:
+            RequestAPIError: The body processing has already begun.
+
+        Moonbridge: ``request:stream_post_param(field_name, callback)``.
+        """
+        self._check_registration(callback)
+        self._streams[field_name] = callback
+
+    def stream_post_params(self, pattern: str | re.Pattern[str], callback: PostStream) -> None:
+        """Like `stream_post_param`, for every field whose name `pattern` matches.
+
+        `pattern` is a Python regular expression, matched with `re.search`
+        (anchor it: ``r"^file_[0-9]+$"``). Exact names registered with
+        `stream_post_param` win; patterns are tried in registration order.
+
+        Moonbridge: ``request:stream_post_params(pattern, callback)``
+        (a Lua pattern there).
+        """
+        self._check_registration(callback)
+        self._patterns.append((compile_pattern(pattern), callback))
+
+    def _check_registration(self, callback: object) -> None:
+        self._check_usable()
+        if not callable(callback):
+            raise TypeError(f"the stream callback must be callable, not {callback!r}")
+        if self._input.sink is not None or self._body is not None:
+            raise RequestAPIError("stream handlers must be registered before the body is processed")
+
+    def process_request_body(self) -> None:
+        """Read the whole body now and parse it as a form.
+
+        Afterwards `post_params` and friends are set and every registered
+        stream handler has received all its data. Does nothing more when
+        the body was already processed.
+
+        Moonbridge: ``request:process_request_body()``.
+        """
+        self._check_usable()
+        sink = self._input.sink
+        if isinstance(sink, Stream | Discard):
+            if not self._input.complete and not self._input.abandoned:
+                self._read_all()
+            return
+        self._complete_form()
+
+    def _complete_form(self) -> FormSink:
+        """Return the form sink once the whole body went through it."""
+        if self._form is None:
+            sink = self._input.sink
+            if sink is None:
+                self._form = self._new_form()
+                self._input.attach(self._form)
+            elif sink is self._collect:
+                form = self._new_form()
+                body = self.body
+                if body:
+                    form.feed(body)
+                form.end()
+                self._form = form
+                return form
+            else:
+                raise RequestAPIError("the request body went to a stream or was discarded")
+        if self._input.sink is self._form and not self._input.complete:
+            self._read_all()
+        return self._form
+
+    def _new_form(self) -> FormSink:
+        return FormSink(self.headers_value["Content-Type"], self._streams, self._patterns,
+                        self._options.input_chunk_size)
+
+    def _form_fields(self) -> FormSink:
+        self._check_usable()
+        return self._complete_form()
+
+    @property
+    def post_params(self) -> Mapping[str, str]:
+        """Form field -> its first value; reading it processes the body.
+
+        Filled for ``application/x-www-form-urlencoded`` and
+        ``multipart/form-data`` bodies (values decoded as UTF-8); empty for
+        any other content type. Fields given to a stream handler are not here.
+
+        Moonbridge: ``request.post_params``.
+        """
+        return FirstValues(self._form_fields().params)
+
+    @property
+    def post_params_list(self) -> Mapping[str, list[str]]:
+        """Form field -> all its values (``[]`` when absent).
+
+        Moonbridge: ``request.post_params_list``.
+        """
+        return ValueLists(self._form_fields().params)
+
+    @property
+    def post_metadata(self) -> Mapping[str, PostMetadata]:
+        """Multipart field -> the `PostMetadata` of its first part (file name, type).
+
+        Moonbridge: ``request.post_metadata``.
+        """
+        return FirstValues(self._form_fields().metadata)
+
+    @property
+    def post_metadata_list(self) -> Mapping[str, list[PostMetadata]]:
+        """Multipart field -> the `PostMetadata` of all its parts.
+
+        Moonbridge: ``request.post_metadata_list``.
+        """
+        return ValueLists(self._form_fields().metadata)
+
+    def defer_reading(self) -> None:
+        """Do not read the body automatically when the response starts or blocks.
+
+        Lets a handler answer before the body has arrived (and read it
+        later, or never). Beware: a client that sends its whole body before
+        reading can then deadlock with a large response; only stall
+        timeouts end that.
+
+        Moonbridge: ``request:defer_reading()``.
+        """
+        self._deferred = True
+        self._input.defer()
+
+    # -- the response ------------------------------------------------------------
+
+    def send_status(self, status: str | int) -> None:
+        """Begin the response with a status such as ``"200 OK"`` (or ``200``).
+
+        Must come before any header or data. A 1xx status sends an
+        interim response (end it with `finish_headers`); then a final
+        status may follow. The first final status starts body processing
+        (see the module docs) unless `defer_reading` was called.
+
+        Raises:
+            ValueError: Not a status line (or a phrase with CR/LF).
+            RequestAPIError: A final status was already sent.
+
+        Moonbridge: ``request:send_status(status_string)``.
+        """
+        self._check_usable()
+        code = parse_status(status)[0]
+        parts = self._writer.status(status)
+        if code == 100:
+            self._input.note_continue_sent()
+        if parts:
+            self._send(parts, flush=False)
+        if self._writer.final_status_given and not self._deferred and self._input.sink is None:
+            self._start_body_processing()
+
+    def _start_body_processing(self) -> None:
+        """The response starts and nobody chose what to do with the body."""
+        form = self._new_form()
+        if form.wanted:
+            self._form = form
+            self._input.attach(form, quiet=True)
+            if self._input.continue_pending:
+                self._input.note_continue_sent()
+                self._send_continue()
+        elif self._input.continue_pending:
+            self._input.abandon()  # never invite a body nobody wants
+            self._writer.close_after_finish()
+        else:
+            self._input.attach(Discard(), quiet=True)
+
+    def send_header(self, name: str, value: str | int) -> None:
+        """Add a response header field (after `send_status`, before any data).
+
+        Raises:
+            ValueError: The name is not a token, or the value holds CR, LF
+                or NUL (no header injection).
+            RequestAPIError: No status yet, or the headers are finished.
+
+        Moonbridge: ``request:send_header(key, value)``.
+        """
+        self._check_usable()
+        self._writer.header(name, value)
+
+    def finish_headers(self) -> None:
+        """End the header section and send (flush) the head.
+
+        Not needed normally: the first `send_data` or `finish` ends it.
+        Without a `Content-Length` the body is then chunked (or, to an
+        HTTP/1.0 client, close-delimited).
+
+        Moonbridge: ``request:finish_headers()``.
+        """
+        self._check_usable()
+        self._send(self._writer.finish_headers(), flush=True)
+
+    def send_data(self, *data: object) -> None:
+        """Send response body data: `bytes` as they are, `str` as UTF-8, anything else via `str`.
+
+        Data is collected until `minimum_output_chunk_size` bytes are
+        pending. For a HEAD request it is counted (for `Content-Length`) but
+        not sent.
+
+        Raises:
+            RequestAPIError: No final status, a status without a body, or
+                more data than a declared `Content-Length`.
+
+        Moonbridge: ``request:send_data(...)``.
+        """
+        self._check_usable()
+        for item in data:
+            parts = self._writer.data(_as_bytes(item))
+            if parts:
+                self._send(parts, flush=False)
+
+    def send_file(self, file: IO[bytes] | int, offset: int = 0, count: int | None = None) -> None:
+        """Send `count` bytes (default: to its end) of an open file from `offset` as body data.
+
+        When the body is not chunked (a `Content-Length` was sent) and the
+        connection is not TLS, the kernel copies the bytes (``os.sendfile``).
+
+        Args:
+            file: A binary file object or a file descriptor.
+            offset: Where to start in the file.
+            count: How many bytes; `None` for the rest of the file.
+
+        Raises:
+            OSError: The file ends before `count` bytes, or the connection failed.
+
+        Moonbridge: none; an addition for the static file handler.
+        """
+        self._check_usable()
+        fd = file if isinstance(file, int) else file.fileno()
+        if count is None:
+            count = max(os.fstat(fd).st_size - offset, 0)
+        parts = self._writer.raw_body(count)
+        if parts is None:
+            self._send_blocks(fd, offset, count)
+            return
+        self._send(parts, flush=False)
+        if count and not self._writer.bodyless:
+            try:
+                self._wire.sendfile(fd, offset, count)
+            except OSError:
+                self._faulty = True
+                raise
+
+    def _send_blocks(self, fd: int, offset: int, count: int) -> None:
+        while count > 0:
+            block = os.pread(fd, min(count, _FILE_BLOCK), offset)
+            if not block:
+                raise OSError(f"the file ended {count} bytes early")
+            self.send_data(block)
+            offset += len(block)
+            count -= len(block)
+
+    def flush(self) -> None:
+        """Send all pending response data now (the head too, once the body began).
+
+        Moonbridge: ``request:flush()``.
+        """
+        self._check_usable()
+        self._send(self._writer.flush(), flush=True)
+
+    def finish(self) -> None:
+        """Complete and flush the response; called for the handler when it returns.
+
+        May be called several times.
+
+        Raises:
+            RequestAPIError: No final status was sent, or fewer bytes than
+                the declared `Content-Length`.
+
+        Moonbridge: ``request:finish()``.
+        """
+        if self._writer.finished:
+            return
+        self._check_usable()
+        self._send(self._writer.finish(), flush=True)
+
+    def close_after_finish(self) -> None:
+        """Close the connection after this response (sends `Connection: close`).
+
+        Raises:
+            RequestAPIError: The headers are already finished.
+
+        Moonbridge: ``request:close_after_finish()``.
+        """
+        self._check_usable()
+        self._writer.close_after_finish()
+
+    def monologue(self) -> None:
+        """Answer without reading the body: it is ignored and the connection closes after.
+
+        For responses that do not depend on the body (an error page, a
+        redirect). No ``100 Continue`` is sent; what the client sends is
+        discarded while the connection closes.
+
+        Raises:
+            RequestAPIError: The headers are already finished.
+
+        Moonbridge: ``request:monologue()`` (from the original's later releases).
+        """
+        self._check_usable()
+        self._writer.close_after_finish()
+        self._input.abandon()
+
