@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import logging
 import logging.handlers
+import socket
 import sys
 
 logger = logging.getLogger("layer2_prefork")
@@ -80,10 +81,24 @@ def configure(*, debug: bool = False, logfile: str | None = None,
 
 
 def _syslog(facility: str, ident: str, address: str) -> logging.Handler:
+    _probe(address)  # SysLogHandler itself ignores an unreachable socket
     code = logging.handlers.SysLogHandler.facility_names[facility]
     handler = logging.handlers.SysLogHandler(address=address, facility=code)
     handler.setFormatter(logging.Formatter(f"{ident}[%(process)d]: %(levelname)s %(message)s"))
     return handler
+
+
+def _probe(address: str) -> None:
+    """Raise ``OSError`` unless a syslog daemon listens at ``address``."""
+    error: OSError = FileNotFoundError(address)
+    for kind in (socket.SOCK_DGRAM, socket.SOCK_STREAM):
+        with socket.socket(socket.AF_UNIX, kind) as probe:
+            try:
+                probe.connect(address)
+                return
+            except OSError as failure:
+                error = failure
+    raise error
 
 
 def ensure_handler() -> None:

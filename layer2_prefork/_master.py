@@ -118,7 +118,7 @@ class Master:
                 logger.warning("threads run in the master; forking with threads is unsafe")
             for pool in self.pools:
                 pool.announce()
-            while self.stop is Stop.RUNNING or self.workers:
+            while not self._done():
                 self._step()
             logger.info("stopped")
             return ExitCode.STOP
@@ -137,7 +137,12 @@ class Master:
         self._dispatch(now)
         self._adjust_pools(now)
         self._log_stats()
-        self._poll(now, self._next_wakeup(now))
+        if not self._done():
+            self._poll(now, self._next_wakeup(now))
+
+    def _done(self) -> bool:
+        """Stopping, and every worker reaped."""
+        return self.stop is not Stop.RUNNING and not self.workers
 
     def _handle_signals(self, now: float) -> None:
         while (number := self.signals.pop()) is not None:
@@ -401,20 +406,20 @@ class Master:
             return
         self.stop = Stop.GRACEFUL
         self.deadline = now + self.settings.graceful_timeout
-        logger.info("graceful stop (%s): closing listeners, waiting up to %g s for workers",
-                    reason, self.settings.graceful_timeout)
         self._unpoll_listeners()
         for pool in self.pools:
             pool.hold_backlogs()
+        logger.info("graceful stop (%s): listeners closed, waiting up to %g s for workers",
+                    reason, self.settings.graceful_timeout)
 
     def _begin_fast_stop(self, reason: str) -> None:
         if self.stop is Stop.FAST:
             return
         self.stop = Stop.FAST
-        logger.info("fast stop (%s): killing all workers", reason)
         self._unpoll_listeners()
         for pool in self.pools:
             pool.close_listeners()
+        logger.info("fast stop (%s): listeners closed, killing all workers", reason)
         for worker in list(self.workers.values()):
             self._kill(worker, reason, quietly=True)
 

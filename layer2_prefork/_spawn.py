@@ -2,8 +2,9 @@
 
 :func:`fork_worker` creates the worker's control pair and stderr pair,
 freezes the garbage collector's view of the loaded application
-(``gc.freeze()``: the worker's reference counting and collections then
-leave the inherited pages shared), flushes the standard streams (or their
+(``gc.freeze()``: the worker's collections then never write to the
+inherited objects, so their pages stay shared; the master unfreezes right
+after the fork, so its own garbage stays collectable), flushes the standard streams (or their
 buffered bytes would be written twice), and forks. In the child it closes
 every descriptor that belongs to the master, makes the stderr pair fd 2 and
 hands over to :func:`layer2_prefork._worker.main`, which never returns.
@@ -126,6 +127,7 @@ def fork_worker(spec: PoolSpec, close_master_fds: Callable[[], None]) -> WorkerP
         gc.freeze()
         pid = os.fork()
     except BaseException:
+        gc.unfreeze()
         for sock in pairs:
             sock.close()
         raise
@@ -140,6 +142,7 @@ def fork_worker(spec: PoolSpec, close_master_fds: Callable[[], None]) -> WorkerP
             _worker.main(spec, worker_control)
         finally:
             os._exit(1)
+    gc.unfreeze()  # the worker keeps its frozen copy; the master's garbage stays collectable
     worker_control.close()
     worker_stderr.close()
     control.setblocking(False)

@@ -109,8 +109,7 @@ class Worker:
             return 1
         after = After.CONTINUE
         while after is After.CONTINUE:
-            self.control.sendall(encode(Kind.IDLE))
-            message = self._receive()
+            message = self._idle()
             if message is None or message.kind is Kind.TERMINATE:
                 after = After.LEAVE
             else:
@@ -134,8 +133,12 @@ class Worker:
             _timeout.disarm()
         return True
 
-    def _receive(self) -> Message | None:
-        """Block until the master's next message; None if the master is gone."""
+    def _idle(self) -> Message | None:
+        """Say idle, then block until the master's next message; None if the master is gone."""
+        try:
+            self.control.sendall(encode(Kind.IDLE))
+        except OSError:
+            return None
         while True:
             message = self.decoder.next_message()
             if message is not None:

@@ -1,0 +1,68 @@
+"""The handler contract: prepare, connect, finish, errors, stderr, automatic close."""
+
+from __future__ import annotations
+
+import signal
+
+import pytest
+from prefork_support import EXIT, FORK, ask, connect, read_line, serve, stats
+
+
+def test_prepare_runs_once_per_worker_and_finish_before_a_normal_exit() -> None:
+    with serve("prepare=print", "finish=print", "pre_fork=2", "fork_delay=0.01") as server:
+        server.wait(stats(total=2, idle=2))
+        forked = sorted(int(match.group(2)) for match in server.matches(FORK))
+        assert sorted(int(m.group(1)) for m in server.matches(rb"^prepared (\d+)$")) == forked
+        assert server.stop(signal.SIGTERM) == 0
+        assert sorted(int(m.group(1)) for m in server.matches(rb"^finished (\d+)$")) == forked
+
+
+def test_connect_raising_logs_the_traceback_resets_and_replaces_the_worker() -> None:
+    with serve("pre_fork=1", "min_fork=1", "max_fork=1", "fork_delay=0.01") as server:
+        _, fork = server.wait(FORK)
+        worker = int(fork.group(2))
+        server.wait(stats(total=1, idle=1))
+        with connect(server.port) as sock:
+            sock.sendall(b"raise\n")
+            with pytest.raises(ConnectionResetError):
+                sock.recv(100)
+        prefix = rf"pool 0 worker {worker}: ".encode()
+        traceback_index, _ = server.wait(prefix + rb"Traceback \(most recent call last\):")
+        error_index, _ = server.wait(prefix + rb"RuntimeError: connect failed on purpose")
+        exit_index, _ = server.wait(rf"worker {worker} exited with status 1".encode())
+        assert traceback_index < error_index < exit_index  # last words before the exit line
+        server.wait(FORK, exit_index)
+        assert int(ask(server.port, "pid")) != worker
+
+
+def test_worker_stderr_lines_are_logged_with_pool_and_pid() -> None:
+    with serve("pre_fork=1", "min_fork=1", "max_fork=1", "pools=2") as server:
+        second_port = int(server.wait(rb"listening on port (\d+)", 1)[1].group(1))
+        server.wait(stats(total=1, idle=1, pool=1))
+        workers = {int(m.group(1)): int(m.group(2)) for m in server.matches(FORK)}
+        assert ask(second_port, "stderr hello from a worker") == b"ok\n"
+        server.wait(rf"WARNING pool 1 worker {workers[1]}: hello from a worker$".encode())
+
+
+def test_work_goes_to_the_worker_idle_the_longest() -> None:
+    with serve("pre_fork=2", "min_fork=2", "max_fork=2", "fork_delay=0.01") as server:
+        server.wait(stats(total=2, idle=2))
+        first, second = (int(m.group(2)) for m in server.matches(FORK))
+        answers = [int(ask(server.port, "pid")) for _ in range(4)]
+        assert answers == [first, second, first, second]
+
+
+def test_output_left_unflushed_is_flushed_by_the_automatic_close() -> None:
+    with serve("pre_fork=1") as server:
+        assert ask(server.port, "unflushed 300000") == b"x" * 300000
+
+
+def test_connections_after_the_worker_left_are_served_by_the_next() -> None:
+    with serve("pre_fork=1", "min_fork=1", "max_fork=1", "fork_delay=0.01") as server:
+        server.wait(stats(total=1, idle=1))
+        with connect(server.port) as sock:
+            sock.sendall(b"false\n")
+            assert read_line(sock).startswith(b"bye")
+        for _ in range(3):
+            assert int(ask(server.port, "pid")) > 0
+        assert all(match.group(3) == b"0" for match in server.matches(EXIT))
