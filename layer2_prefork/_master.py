@@ -39,16 +39,15 @@ from dataclasses import dataclass
 from enum import Enum
 
 from . import _accept
-from ._config import Main, PoolSpec
-from ._errors import ExitCode, ProtocolError
-from ._logging import logger, pid_prefix
+from ._config import PoolSpec
+from ._errors import ExitCode
+from ._logging import logger
 from ._pool import PoolState
-from ._protocol import Kind, Message, connect_payload
 from ._runtime import PoolRuntime
 from ._schedule import Schedule
 from ._signals import SignalQueue
 from ._sockets import Bound
-from ._spawn import WorkerProcess, fork_worker
+from ._workers import Workers
 
 HANDLED_SIGNALS = (signal.SIGTERM, signal.SIGINT, signal.SIGHUP, signal.SIGCHLD, signal.SIGUSR1)
 
@@ -73,18 +72,6 @@ class Settings:
     """Descriptors of the master (a pidfile) that workers must not keep open."""
 
 
-def describe_exit(code: int) -> str:
-    """Say how a worker ended, from ``os.waitstatus_to_exitcode``.
-
-    Examples:
-        >>> describe_exit(0), describe_exit(-9)
-        ('exited with status 0', 'was killed by signal 9 (SIGKILL)')
-    """
-    if code >= 0:
-        return f"exited with status {code}"
-    return f"was killed by signal {-code} ({signal.Signals(-code).name})"
-
-
 class Master:
     """The master process's loop over its pools.
 
@@ -100,12 +87,12 @@ class Master:
         self.settings = settings
         self.pools = [PoolRuntime(spec, bound, PoolState(spec.options, now),
                                   Schedule(spec.listeners, now)) for spec, bound in pools]
-        self.workers: dict[int, WorkerProcess] = {}
         self.stop = Stop.RUNNING
         self.deadline = math.inf
-        self.child_exited = False
         self.selector = selectors.DefaultSelector()
         self.signals = SignalQueue(HANDLED_SIGNALS)
+        self.workers = Workers(self.pools, self.selector, self._close_in_child)
+        self.has_main = any(pool.schedule.has_main() for pool in self.pools)
         self.polled: set[tuple[int, int]] = set()
 
     # --- the loop ------------------------------------------------------
@@ -124,7 +111,7 @@ class Master:
             return ExitCode.STOP
         except Exception:
             logger.exception("the master loop failed; killing all workers")
-            self._kill_and_reap_all()
+            self.workers.kill_and_reap_all()
             return ExitCode.RUNTIME_ERROR
         finally:
             self._cleanup()
@@ -132,7 +119,7 @@ class Master:
     def _step(self) -> None:
         now = time.monotonic()
         self._handle_signals(now)
-        self._reap_workers(now)
+        self.workers.reap(now)
         self._check_timers(now)
         self._dispatch(now)
         self._adjust_pools(now)
@@ -151,58 +138,9 @@ class Master:
             elif number in (signal.SIGINT, signal.SIGHUP):
                 self._begin_fast_stop(signal.Signals(number).name)
             elif number == signal.SIGCHLD:
-                self.child_exited = True
+                self.workers.maybe_exited = True
             elif number == signal.SIGUSR1:
                 self._log_stats(force=True)
-
-    # --- workers come and go -------------------------------------------
-
-    def _reap_workers(self, now: float) -> None:
-        if not self.child_exited:
-            return
-        self.child_exited = False
-        for worker in list(self.workers.values()):
-            try:
-                pid, status = os.waitpid(worker.pid, os.WNOHANG)
-            except ChildProcessError:
-                pid, status = worker.pid, 255 << 8
-            if pid:
-                self._worker_exited(worker, os.waitstatus_to_exitcode(status), now)
-
-    def _worker_exited(self, worker: WorkerProcess, code: int, now: float) -> None:
-        while self._on_stderr(worker):
-            pass  # its last words (a traceback) go to the log before its exit line
-        for line in worker.lines.flush():
-            logger.warning("%s: %s", pid_prefix(worker.pool, worker.pid), line)
-        self._unregister(worker.stderr)
-        self._unregister(worker.control)
-        worker.close()
-        del self.workers[worker.pid]
-        pool = self.pools[worker.pool]
-        job, prepare_failed = pool.state.exited(worker.pid, code, now)
-        log = logger.info if code == 0 else logger.warning
-        log("pool %d: worker %d %s", worker.pool, worker.pid, describe_exit(code))
-        if prepare_failed and self.stop is Stop.RUNNING:
-            logger.warning("pool %d: worker %d failed to prepare; forking at most one worker"
-                           " per fork_error_delay (%g s)", worker.pool, worker.pid,
-                           pool.spec.options.fork_error_delay)
-        if job is not None:
-            self._job_ended(pool, job, now)
-
-    def _fork(self, pool: PoolRuntime, now: float) -> None:
-        try:
-            worker = fork_worker(pool.spec, self._close_in_child)
-        except OSError as error:
-            logger.error("pool %d: cannot fork a worker: %s", pool.index, error)
-            pool.state.fork_failed(now)
-            return
-        self.workers[worker.pid] = worker
-        pool.state.forked(worker.pid, now)
-        self.selector.register(worker.control, selectors.EVENT_READ,
-                               lambda: self._on_control(worker))
-        self.selector.register(worker.stderr, selectors.EVENT_READ,
-                               lambda: self._on_stderr(worker))
-        logger.info("pool %d: forked worker %d", pool.index, worker.pid)
 
     def _close_in_child(self) -> None:
         """In a new worker: drop everything that belongs to the master."""
@@ -211,81 +149,10 @@ class Master:
         self.selector.close()
         for pool in self.pools:
             pool.close_in_child()
-        for other in self.workers.values():
-            other.control.close()
-            other.stderr.close()
+        self.workers.close_in_child()
         for fd in self.settings.close_in_workers:
             with contextlib.suppress(OSError):
                 os.close(fd)
-
-    def _terminate(self, pool: PoolRuntime, pid: int, reason: str) -> None:
-        logger.info("pool %d: retiring worker %d (%s)", pool.index, pid, reason)
-        pool.state.stopping(pid, dismissed=True)
-        try:
-            self.workers[pid].send(Kind.TERMINATE)
-        except OSError:
-            self._kill(self.workers[pid], "its control socket failed")
-
-    def _kill(self, worker: WorkerProcess, reason: str, quietly: bool = False) -> None:
-        log = logger.info if quietly else logger.error
-        log("pool %d: killing worker %d (%s)", worker.pool, worker.pid, reason)
-        with contextlib.suppress(ProcessLookupError):
-            os.kill(worker.pid, signal.SIGKILL)
-        self._unregister(worker.control)
-        worker.control_open = False
-        pool = self.pools[worker.pool]
-        job = pool.state.stopping(worker.pid, dismissed=True)
-        if job is not None:
-            self._job_ended(pool, job, time.monotonic())
-
-    # --- messages from workers -----------------------------------------
-
-    def _on_control(self, worker: WorkerProcess) -> None:
-        if worker.pid not in self.workers or not worker.control_open:
-            return
-        try:
-            messages, eof = worker.receive()
-            for message in messages:
-                self._on_message(worker, message)
-        except ProtocolError as error:
-            self._kill(worker, f"it broke the control protocol ({error})")
-            return
-        if eof:
-            self._unregister(worker.control)
-            self.child_exited = True
-
-    def _on_message(self, worker: WorkerProcess, message: Message) -> None:
-        logger.debug("%s: %s", pid_prefix(worker.pool, worker.pid), message.kind.name)
-        pool = self.pools[worker.pool]
-        now = time.monotonic()
-        if message.kind is Kind.IDLE:
-            job = pool.state.became_idle(worker.pid, now)
-        else:
-            job = pool.state.stopping(worker.pid)
-        if job is not None:
-            self._job_ended(pool, job, now)
-
-    def _on_stderr(self, worker: WorkerProcess) -> bool:
-        """Log what arrived on a worker's stderr; return whether more may be waiting."""
-        if not worker.stderr_open:
-            return False
-        lines, more = worker.read_stderr()
-        for line in lines:
-            logger.warning("%s: %s", pid_prefix(worker.pool, worker.pid), line)
-        if not worker.stderr_open:
-            self._unregister(worker.stderr)
-        return more
-
-    def _job_ended(self, pool: PoolRuntime, job: int, now: float) -> None:
-        if job not in pool.schedule:
-            return
-        pool.schedule.completed(job, now)
-        if isinstance(pool.spec.listeners[job], Main) and self._all_main_done():
-            logger.info("pool %d: main listener done", pool.index)
-            self._begin_graceful_stop(now, "the main listener ended")
-
-    def _all_main_done(self) -> bool:
-        return all(pool.schedule.main_done() for pool in self.pools)
 
     # --- timers, dispatch, pool size -----------------------------------
 
@@ -294,49 +161,35 @@ class Master:
             self._begin_fast_stop("the graceful stop deadline passed")
         if self.stop is not Stop.RUNNING:
             return
+        if self.has_main and all(pool.schedule.main_done() for pool in self.pools):
+            self._begin_graceful_stop(now, "the main listener ended")
+            return
         for pool in self.pools:
             for pid, reason in pool.state.to_retire(now):
-                self._terminate(pool, pid, reason)
+                self.workers.terminate(pool, pid, reason)
 
     def _dispatch(self, now: float) -> None:
         for pool in self.pools:
             if self.stop is Stop.RUNNING:
                 for index in pool.schedule.due(now):
-                    if self._hand_over(pool, index, None):
+                    if self.workers.hand_over(pool, index, None):
                         pool.schedule.started(index)
             while pool.pending and pool.state.next_idle() is not None:
                 index, conn = pool.pending.popleft()
-                if not self._hand_over(pool, index, conn):
+                if not self.workers.hand_over(pool, index, conn):
                     pool.pending.appendleft((index, conn))
             if self.stop is Stop.GRACEFUL and not pool.pending:
                 while (pid := pool.state.next_idle()) is not None:
-                    self._terminate(pool, pid, "stopping")
-
-    def _hand_over(self, pool: PoolRuntime, index: int, conn: socket.socket | None) -> bool:
-        """Send work to the worker idle the longest; False if no worker took it."""
-        while (pid := pool.state.next_idle()) is not None:
-            worker = self.workers[pid]
-            try:
-                worker.send(Kind.CONNECT, connect_payload(index),
-                            None if conn is None else conn.fileno())
-            except OSError as error:
-                self._kill(worker, f"cannot send it work ({error})")
-                continue
-            pool.state.dispatched(pid, index)
-            logger.debug("%s: CONNECT %d", pid_prefix(pool.index, pid), index)
-            if conn is not None:
-                conn.close()
-            return True
-        return False
+                    self.workers.terminate(pool, pid, "stopping")
 
     def _adjust_pools(self, now: float) -> None:
         for pool in self.pools:
             if self.stop is Stop.RUNNING:
                 if pool.state.fork_due(now):
-                    self._fork(pool, now)
+                    self.workers.fork(pool, now)
             elif (self.stop is Stop.GRACEFUL and pool.pending
                   and pool.state.counts().total == 0 and now >= pool.state.next_fork):
-                self._fork(pool, now)  # held connections need a worker
+                self.workers.fork(pool, now)  # held connections need a worker
 
     def _log_stats(self, force: bool = False) -> None:
         if force or self.settings.stats:
@@ -395,7 +248,7 @@ class Master:
             if conn is None:
                 return
             pool.backoff.pop(index, None)
-            if not self._hand_over(pool, index, conn):
+            if not self.workers.hand_over(pool, index, conn):
                 logger.error("pool %d: no worker took a connection; closing it", pool.index)
                 conn.close()
 
@@ -420,28 +273,17 @@ class Master:
         for pool in self.pools:
             pool.close_listeners()
         logger.info("fast stop (%s): listeners closed, killing all workers", reason)
-        for worker in list(self.workers.values()):
-            self._kill(worker, reason, quietly=True)
+        self.workers.kill_all(reason)
 
     def _unpoll_listeners(self) -> None:
         for pool_index, index in self.polled:
             self._unregister(self._listener(pool_index, index))
         self.polled = set()
 
-    def _kill_and_reap_all(self) -> None:
-        for worker in self.workers.values():
-            with contextlib.suppress(ProcessLookupError):
-                os.kill(worker.pid, signal.SIGKILL)
-        for worker in self.workers.values():
-            with contextlib.suppress(ChildProcessError):
-                os.waitpid(worker.pid, 0)
-
     def _cleanup(self) -> None:
         self._unpoll_listeners()
         for pool in self.pools:
             pool.close_listeners()
-        for worker in self.workers.values():
-            worker.close()
-        self.workers.clear()
+        self.workers.close()
         self.signals.uninstall()
         self.selector.close()

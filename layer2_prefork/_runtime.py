@@ -119,3 +119,11 @@ class PoolRuntime:
             logger.info("pool %d: stats total=%d idle=%d busy=%d starting=%d stopping=%d",
                         self.index, counts.total, counts.idle, counts.busy, counts.starting,
                         counts.stopping)
+
+    def job_ended(self, job: int, now: float) -> None:
+        """A worker finished (or died during) the work of listener ``job``."""
+        if job in self.schedule:
+            self.schedule.completed(job, now)
+            listener = self.spec.listeners[job]
+            if isinstance(listener, Main):
+                logger.info("pool %d: main %r done", self.index, listener.name)

@@ -1,0 +1,233 @@
+"""The master's table of worker processes, and everything it does to one.
+
+:class:`Workers` forks workers, registers their control and stderr sockets
+with the master's selector, reads what they send, hands them work, tells
+them to go, kills them, and reaps them. It keeps each pool's
+:class:`~layer2_prefork._pool.PoolState` up to date as it goes, and reports
+finished timer runs to the pool (:meth:`PoolRuntime.job_ended`).
+
+Invariants:
+
+* a worker is in the table from its fork until it is reaped, so the master
+  stops only when the table is empty;
+* anything wrong on a worker's control socket (garbage, a message its state
+  does not allow, a send that fails) kills that worker, never the master;
+* a reaped worker's remaining stderr is logged before the line that reports
+  its exit, so a traceback always comes before "exited with status 1".
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import selectors
+import signal
+import socket
+import time
+from collections.abc import Callable, Sequence
+
+from ._errors import ProtocolError
+from ._logging import logger, pid_prefix
+from ._protocol import Kind, Message, connect_payload
+from ._runtime import PoolRuntime
+from ._spawn import WorkerProcess, fork_worker
+
+
+def describe_exit(code: int) -> str:
+    """Say how a worker ended, from ``os.waitstatus_to_exitcode``.
+
+    Examples:
+        >>> describe_exit(0), describe_exit(-9)
+        ('exited with status 0', 'was killed by signal 9 (SIGKILL)')
+    """
+    if code >= 0:
+        return f"exited with status {code}"
+    return f"was killed by signal {-code} ({signal.Signals(-code).name})"
+
+
+class Workers:
+    """Every live worker of every pool, by PID.
+
+    Args:
+        pools: The master's pools (a worker's ``pool`` field indexes this list).
+        selector: The master's selector; worker sockets are registered with a
+            callable as their data.
+        close_master_fds: Called first in each new worker (see :func:`fork_worker`).
+    """
+
+    def __init__(self, pools: Sequence[PoolRuntime], selector: selectors.BaseSelector,
+                 close_master_fds: Callable[[], None]) -> None:
+        self.pools = pools
+        self.selector = selector
+        self.close_master_fds = close_master_fds
+        self.by_pid: dict[int, WorkerProcess] = {}
+        self.maybe_exited = False
+        """Set by SIGCHLD or an end of stream on a control socket: reap soon."""
+
+    def __bool__(self) -> bool:
+        return bool(self.by_pid)
+
+    # --- birth and death -----------------------------------------------
+
+    def fork(self, pool: PoolRuntime, now: float) -> None:
+        """Fork one worker for ``pool`` (a failure is logged and slows the pool)."""
+        try:
+            worker = fork_worker(pool.spec, self.close_master_fds)
+        except OSError as error:
+            logger.error("pool %d: cannot fork a worker: %s", pool.index, error)
+            pool.state.fork_failed(now)
+            return
+        self.by_pid[worker.pid] = worker
+        pool.state.forked(worker.pid, now)
+        self.selector.register(worker.control, selectors.EVENT_READ,
+                               lambda: self._on_control(worker))
+        self.selector.register(worker.stderr, selectors.EVENT_READ,
+                               lambda: self._on_stderr(worker))
+        logger.info("pool %d: forked worker %d", pool.index, worker.pid)
+
+    def reap(self, now: float) -> None:
+        """Collect every worker that has exited (``waitpid`` with ``WNOHANG``)."""
+        if not self.maybe_exited:
+            return
+        self.maybe_exited = False
+        for worker in list(self.by_pid.values()):
+            try:
+                pid, status = os.waitpid(worker.pid, os.WNOHANG)
+            except ChildProcessError:  # reaped elsewhere: count it as a failure
+                pid, status = worker.pid, 255 << 8
+            if pid:
+                self._exited(worker, os.waitstatus_to_exitcode(status), now)
+
+    def _exited(self, worker: WorkerProcess, code: int, now: float) -> None:
+        while self._on_stderr(worker):
+            pass
+        for line in worker.lines.flush():
+            logger.warning("%s: %s", pid_prefix(worker.pool, worker.pid), line)
+        self._unregister(worker.stderr)
+        self._unregister(worker.control)
+        worker.close()
+        del self.by_pid[worker.pid]
+        pool = self.pools[worker.pool]
+        job, prepare_failed = pool.state.exited(worker.pid, code, now)
+        log = logger.info if code == 0 else logger.warning
+        log("pool %d: worker %d %s", worker.pool, worker.pid, describe_exit(code))
+        if prepare_failed:
+            logger.warning("pool %d: worker %d failed to prepare; forking at most one worker"
+                           " per fork_error_delay (%g s)", worker.pool, worker.pid,
+                           pool.spec.options.fork_error_delay)
+        if job is not None:
+            pool.job_ended(job, now)
+
+    # --- what the master does to workers -------------------------------
+
+    def hand_over(self, pool: PoolRuntime, index: int, conn: socket.socket | None) -> bool:
+        """Send work to the pool's worker idle the longest; False if no worker took it.
+
+        A worker the message cannot be sent to is killed, and the next idle
+        worker is tried. The master's copy of ``conn`` is closed once sent.
+        """
+        while (pid := pool.state.next_idle()) is not None:
+            worker = self.by_pid[pid]
+            try:
+                worker.send(Kind.CONNECT, connect_payload(index),
+                            None if conn is None else conn.fileno())
+            except OSError as error:
+                self.kill(worker, f"cannot send it work ({error})")
+                continue
+            pool.state.dispatched(pid, index)
+            logger.debug("%s: CONNECT %d", pid_prefix(pool.index, pid), index)
+            if conn is not None:
+                conn.close()
+            return True
+        return False
+
+    def terminate(self, pool: PoolRuntime, pid: int, reason: str) -> None:
+        """Tell an idle worker to finish and exit (``T``)."""
+        logger.info("pool %d: retiring worker %d (%s)", pool.index, pid, reason)
+        pool.state.stopping(pid, dismissed=True)
+        try:
+            self.by_pid[pid].send(Kind.TERMINATE)
+        except OSError:
+            self.kill(self.by_pid[pid], "its control socket failed")
+
+    def kill(self, worker: WorkerProcess, reason: str, quietly: bool = False) -> None:
+        """Kill a worker with ``SIGKILL``; it is reaped like any other."""
+        log = logger.info if quietly else logger.error
+        log("pool %d: killing worker %d (%s)", worker.pool, worker.pid, reason)
+        with contextlib.suppress(ProcessLookupError):
+            os.kill(worker.pid, signal.SIGKILL)
+        self._unregister(worker.control)
+        worker.control_open = False
+        pool = self.pools[worker.pool]
+        job = pool.state.stopping(worker.pid, dismissed=True)
+        if job is not None:
+            pool.job_ended(job, time.monotonic())
+
+    def kill_all(self, reason: str) -> None:
+        """Kill every worker (a fast stop)."""
+        for worker in list(self.by_pid.values()):
+            self.kill(worker, reason, quietly=True)
+
+    def kill_and_reap_all(self) -> None:
+        """Kill every worker and wait for each (when the master itself fails)."""
+        for worker in self.by_pid.values():
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(worker.pid, signal.SIGKILL)
+        for worker in self.by_pid.values():
+            with contextlib.suppress(ChildProcessError):
+                os.waitpid(worker.pid, 0)
+
+    def close(self) -> None:
+        """Close the master's ends of every worker's sockets and forget the workers."""
+        for worker in self.by_pid.values():
+            worker.close()
+        self.by_pid.clear()
+
+    def close_in_child(self) -> None:
+        """In a new worker: close the master's ends of its siblings' sockets."""
+        for other in self.by_pid.values():
+            other.control.close()
+            other.stderr.close()
+
+    # --- what workers send ---------------------------------------------
+
+    def _on_control(self, worker: WorkerProcess) -> None:
+        if worker.pid not in self.by_pid or not worker.control_open:
+            return
+        try:
+            messages, eof = worker.receive()
+            for message in messages:
+                self._on_message(worker, message)
+        except ProtocolError as error:
+            self.kill(worker, f"it broke the control protocol ({error})")
+            return
+        if eof:
+            self._unregister(worker.control)
+            worker.control_open = False
+            self.maybe_exited = True
+
+    def _on_message(self, worker: WorkerProcess, message: Message) -> None:
+        logger.debug("%s: %s", pid_prefix(worker.pool, worker.pid), message.kind.name)
+        pool = self.pools[worker.pool]
+        now = time.monotonic()
+        if message.kind is Kind.IDLE:
+            job = pool.state.became_idle(worker.pid, now)
+        else:
+            job = pool.state.stopping(worker.pid)
+        if job is not None:
+            pool.job_ended(job, now)
+
+    def _on_stderr(self, worker: WorkerProcess) -> bool:
+        """Log what arrived on a worker's stderr; return whether more may be waiting."""
+        if not worker.stderr_open:
+            return False
+        lines, more = worker.read_stderr()
+        for line in lines:
+            logger.warning("%s: %s", pid_prefix(worker.pool, worker.pid), line)
+        if not worker.stderr_open:
+            self._unregister(worker.stderr)
+        return more
+
+    def _unregister(self, sock: socket.socket) -> None:
+        with contextlib.suppress(KeyError, ValueError):
+            self.selector.unregister(sock)
