@@ -1,8 +1,8 @@
-"""The pre-forking listener (Moonbridge's ``listen{...}``, ``timeout(...)`` and master).
+"""The pre-forking listener (Moonbridge's `listen{...}`, `timeout(...)` and master).
 
-Declare pools with :func:`listen`, serve them with :func:`run` (or run the
-script with ``python -m layer2_prefork script.py``), and guard handlers with
-:func:`timeout`.
+Declare pools with `listen()`, serve them with `run()` (or run the
+script with `python -m layer2_prefork script.py`), and guard handlers with
+`timeout()`.
 """
 
 from ._config import TCP, Event, Interval, Listener, Local, Main, PoolOptions

@@ -1,4 +1,4 @@
-"""``python -m layer2_prefork [options] script.py [args]``: see :mod:`layer2_prefork._cli`."""
+"""`python -m layer2_prefork [options] script.py [args]`: see `layer2_prefork._cli`."""
 
 from __future__ import annotations
 

@@ -1,12 +1,12 @@
 """Accepting on a listener without letting accept errors stop the server.
 
-``accept()`` can fail for reasons that have nothing to do with the listener:
-the master is out of descriptors (``EMFILE``), the system is (``ENFILE``),
-memory is short (``ENOBUFS``, ``ENOMEM``), or the client gave up before the
-master got to it (``ECONNABORTED``). The first kind does not go away by
+`accept()` can fail for reasons that have nothing to do with the listener:
+the master is out of descriptors (`EMFILE`), the system is (`ENFILE`),
+memory is short (`ENOBUFS`, `ENOMEM`), or the client gave up before the
+master got to it (`ECONNABORTED`). The first kind does not go away by
 retrying at once; a level-triggered poll would report the listener ready
 again immediately and the master would spin. So each listener has a
-:class:`Backoff`: after such an error it is left out of the poll for a
+`Backoff`: after such an error it is left out of the poll for a
 while (50 ms, doubling to 1 s), and a successful accept resets the pause.
 Errors of the second kind are logged and the master goes on at once.
 """
@@ -54,15 +54,15 @@ class Backoff:
         self.until = 0.0
 
     def paused(self, now: float) -> bool:
-        """Whether the listener stays out of the poll at time ``now``."""
+        """Whether the listener stays out of the poll at time `now`."""
         return now < self.until
 
 
 def accept(sock: socket.socket) -> socket.socket | None:
-    """Accept one connection from a non-blocking listener; ``None`` if there is none.
+    """Accept one connection from a non-blocking listener; `None` if there is none.
 
     Raises:
-        OSError: Any accept error; :data:`TRANSIENT` errors included.
+        OSError: Any accept error; `TRANSIENT` errors included.
     """
     try:
         conn, _ = sock.accept()
@@ -72,7 +72,7 @@ def accept(sock: socket.socket) -> socket.socket | None:
 
 
 def drain_backlog(sock: socket.socket, limit: int = DRAIN_LIMIT) -> list[socket.socket]:
-    """Accept every connection already queued on a listener (up to ``limit``).
+    """Accept every connection already queued on a listener (up to `limit`).
 
     A graceful stop calls this before it closes the listener, because closing
     a listener resets the connections still in its backlog: clients whose

@@ -1,19 +1,19 @@
-"""The command line: ``python -m layer2_prefork [options] script.py [args]``.
+"""The command line: `python -m layer2_prefork [options] script.py [args]`.
 
 Start-up, in this order, so that each failure has its own exit code:
 
 1. parse the options (a mistake: exit 1);
 2. set up logging (a log file that cannot be opened: exit 3);
-3. lock the pidfile with ``fcntl.flock`` (held by another instance: exit 2);
-4. run the script with ``sys.argv = [script, *args]`` (it calls
-   :func:`~layer2_prefork.listen`, which binds; any error: exit 3);
-5. run the master loop, unless the script did; with ``-b``, detach first
+3. lock the pidfile with `fcntl.flock` (held by another instance: exit 2);
+4. run the script with `sys.argv = [script, *args]` (it calls
+   `listen()`, which binds; any error: exit 3);
+5. run the master loop, unless the script did; with `-b`, detach first
    (the parent exits 0 once the detached master has written its pidfile);
 6. exit 0 after a stop, 4 if the master loop failed. The pidfile and
    Unix socket files are removed on the way out.
 
-A script may call :func:`~layer2_prefork.run` itself (so that it also works
-as ``python script.py``); under the command line that call uses the
+A script may call `run()` itself (so that it also works
+as `python script.py`); under the command line that call uses the
 command line's options.
 """
 
@@ -78,7 +78,7 @@ def parser() -> argparse.ArgumentParser:
 
 
 class Pidfile:
-    """A pidfile held with an exclusive ``flock`` for as long as the server runs.
+    """A pidfile held with an exclusive `flock` for as long as the server runs.
 
     The lock belongs to the open file, so it survives the fork that detaches
     the server, and the kernel drops it when the holder dies, however it dies.
@@ -121,7 +121,7 @@ def detach(pidfile: Pidfile | None) -> None:
 
     The parent waits on a pipe: it exits 0 when the detached child has made
     itself a session leader, written the pidfile and redirected its standard
-    streams to ``/dev/null``, and 3 if the child died before that.
+    streams to `/dev/null`, and 3 if the child died before that.
     """
     ready_read, ready_write = os.pipe()
     for stream in (sys.stdout, sys.stderr):
@@ -146,10 +146,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     """Run the command line; return the exit code.
 
     Args:
-        argv: The arguments after the program name (default ``sys.argv[1:]``).
+        argv: The arguments after the program name (default `sys.argv[1:]`).
 
     Returns:
-        An :class:`~layer2_prefork.ExitCode` value.
+        An `ExitCode` value.
     """
     try:
         options = parser().parse_args(argv)

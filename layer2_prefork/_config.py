@@ -1,16 +1,16 @@
 """Configuration as data: the listener kinds, the pool options and the handlers.
 
 Everything a pool needs to know is a frozen, slotted dataclass that checks
-its values in ``__post_init__``. A wrong value therefore fails where it is
-written, with a ``ValueError`` that names the option, long before the master
+its values in `__post_init__`. A wrong value therefore fails where it is
+written, with a `ValueError` that names the option, long before the master
 forks its first worker. Nothing in this module touches a socket or a process.
 
 Invariants:
 
-* a constructed listener or :class:`PoolOptions` is valid and never changes;
-* ``PoolOptions.min_fork`` and ``max_fork`` are always filled in (the
-  defaults ``max(pre_fork, 2)`` and ``max(min_fork, 16)`` are applied here)
-  and ``pre_fork <= min_fork <= max_fork``.
+* a constructed listener or `PoolOptions` is valid and never changes;
+* `PoolOptions.min_fork` and `max_fork` are always filled in (the
+  defaults `max(pre_fork, 2)` and `max(min_fork, 16)` are applied here)
+  and `pre_fork <= min_fork <= max_fork`.
 """
 
 from __future__ import annotations
@@ -31,12 +31,12 @@ def _check_name(owner: str, name: object) -> None:
 
 
 def check_number(option: str, value: object, *, allow_infinity: bool = False) -> float:
-    """Return ``value`` as a float if it is a number >= 0, else raise ``ValueError``.
+    """Return `value` as a float if it is a number >= 0, else raise `ValueError`.
 
     Args:
         option: The option's name, used in the error message.
-        value: The value to check (``bool`` is refused even though it is an ``int``).
-        allow_infinity: Whether ``math.inf`` ("never") is a valid value.
+        value: The value to check (`bool` is refused even though it is an `int`).
+        allow_infinity: Whether `math.inf` ("never") is a valid value.
 
     Returns:
         The value as a float.
@@ -68,15 +68,15 @@ def _check_count(option: str, value: object, minimum: int) -> int:
 
 @dataclass(frozen=True, slots=True)
 class TCP:
-    """A TCP listener on ``host`` and ``port``.
+    """A TCP listener on `host` and `port`.
 
-    Pass host and port by keyword or positionally as ``(host, port)``. The
-    default host ``"::"`` listens on every IPv6 and IPv4 address; port 0 asks
+    Pass host and port by keyword or positionally as `(host, port)`. The
+    default host `"::"` listens on every IPv6 and IPv4 address; port 0 asks
     the kernel for any free port (read the one it chose from
-    :attr:`Pool.addresses` or :attr:`Pool.port`).
+    `Pool.addresses` or `Pool.port`).
 
     Args:
-        host: A numeric address or a host name; ``"::"`` or ``"0.0.0.0"`` for all.
+        host: A numeric address or a host name; `"::"` or `"0.0.0.0"` for all.
         port: The port number, 0 to 65535; it has no default so that a server
             never ends up on a random port by accident.
 
@@ -89,7 +89,7 @@ class TCP:
         >>> TCP(port=0).host
         '::'
 
-    Moonbridge: ``{ proto = "tcp", host = "::", port = 8080 }``.
+    Moonbridge: `{ proto = "tcp", host = "::", port = 8080 }`.
     """
 
     host: str = "::"
@@ -107,9 +107,9 @@ class TCP:
 
 @dataclass(frozen=True, slots=True)
 class Local:
-    """A listener on a Unix domain socket at ``path``.
+    """A listener on a Unix domain socket at `path`.
 
-    The socket file is created when :func:`listen` binds it and removed when
+    The socket file is created when `listen()` binds it and removed when
     the server stops. A stale socket file left by a server that was killed is
     replaced; any other existing file is an error.
 
@@ -123,7 +123,7 @@ class Local:
         >>> Local("/tmp/app.sock")
         Local(path='/tmp/app.sock')
 
-    Moonbridge: ``{ proto = "local", path = "..." }``.
+    Moonbridge: `{ proto = "local", path = "..." }`.
     """
 
     path: str | os.PathLike[str]
@@ -142,18 +142,18 @@ class Local:
 
 @dataclass(frozen=True, slots=True)
 class Interval:
-    """A timer: every ``delay`` seconds one idle worker runs ``connect(event)``.
+    """A timer: every `delay` seconds one idle worker runs `connect(event)`.
 
-    The event's :attr:`Event.interval` holds ``name``. The first run is due
-    ``delay`` seconds after the server starts. The next run is due ``delay``
-    seconds after the previous one *completed*; with ``strict=True`` it is
-    due ``delay`` seconds after the previous one was *due*, and runs missed
+    The event's `Event.interval` holds `name`. The first run is due
+    `delay` seconds after the server starts. The next run is due `delay`
+    seconds after the previous one *completed*; with `strict=True` it is
+    due `delay` seconds after the previous one was *due*, and runs missed
     while the handler was slow collapse into a single run.
 
     Args:
-        name: Passed to the handler as ``event.interval``.
+        name: Passed to the handler as `event.interval`.
         delay: Seconds between runs, greater than 0.
-        strict: Keep a fixed schedule instead of pausing ``delay`` after each run.
+        strict: Keep a fixed schedule instead of pausing `delay` after each run.
 
     Raises:
         ValueError: If the name is empty or the delay is not a positive number.
@@ -162,7 +162,7 @@ class Interval:
         >>> Interval("cleanup", 60).strict
         False
 
-    Moonbridge: ``{ proto = "interval", name = "...", delay = 60, strict = false }``.
+    Moonbridge: `{ proto = "interval", name = "...", delay = 60, strict = false }`.
     """
 
     name: str
@@ -180,14 +180,14 @@ class Interval:
 
 @dataclass(frozen=True, slots=True)
 class Main:
-    """Run ``connect(event)`` once in one worker, then stop the server.
+    """Run `connect(event)` once in one worker, then stop the server.
 
-    The event's :attr:`Event.main` holds ``name``. When the worker that ran
+    The event's `Event.main` holds `name`. When the worker that ran
     the handler becomes idle again (or ends), the server stops gracefully;
-    with several ``Main`` listeners it stops once all of them have run.
+    with several `Main` listeners it stops once all of them have run.
 
     Args:
-        name: Passed to the handler as ``event.main``.
+        name: Passed to the handler as `event.main`.
 
     Raises:
         ValueError: If the name is empty.
@@ -196,7 +196,7 @@ class Main:
         >>> Main("batch").name
         'batch'
 
-    Moonbridge: ``{ proto = "main", name = "..." }``.
+    Moonbridge: `{ proto = "main", name = "..." }`.
     """
 
     name: str
@@ -211,11 +211,11 @@ Listener = TCP | Local | Interval | Main
 
 @dataclass(frozen=True, slots=True)
 class Event:
-    """What ``connect`` receives for an :class:`Interval` or :class:`Main` listener.
+    """What `connect` receives for an `Interval` or `Main` listener.
 
-    Exactly one of the two attributes is set; the other is ``None``. A
+    Exactly one of the two attributes is set; the other is `None`. A
     buffered socket (the argument for TCP and Unix listeners) has an
-    ``interval`` attribute that is ``None`` too, so ``if conn.interval:``
+    `interval` attribute that is `None` too, so `if conn.interval:`
     tells a timer event from a connection.
 
     Examples:
@@ -224,9 +224,9 @@ class Event:
     """
 
     interval: str | None = None
-    """The name of the :class:`Interval` listener that fired, or ``None``."""
+    """The name of the `Interval` listener that fired, or `None`."""
     main: str | None = None
-    """The name of the :class:`Main` listener that runs, or ``None``."""
+    """The name of the `Main` listener that runs, or `None`."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -248,12 +248,12 @@ class Handlers:
 
 @dataclass(frozen=True, slots=True)
 class PoolOptions:
-    """The sizing and timing options of one pool, as :func:`listen` takes them.
+    """The sizing and timing options of one pool, as `listen()` takes them.
 
-    ``min_fork=None`` becomes ``max(pre_fork, 2)`` and ``max_fork=None``
-    becomes ``max(min_fork, 16)``. Delays are in seconds; ``exit_delay`` and
-    ``idle_timeout`` may be ``math.inf`` (never). ``idle_timeout=0`` also
-    means never. ``memory_limit`` is in bytes.
+    `min_fork=None` becomes `max(pre_fork, 2)` and `max_fork=None`
+    becomes `max(min_fork, 16)`. Delays are in seconds; `exit_delay` and
+    `idle_timeout` may be `math.inf` (never). `idle_timeout=0` also
+    means never. `memory_limit` is in bytes.
 
     Raises:
         ValueError: Naming the first option whose value is wrong.
@@ -295,13 +295,13 @@ class PoolOptions:
 
     @property
     def minimum(self) -> int:
-        """``min_fork`` as an int (always set once constructed)."""
+        """`min_fork` as an int (always set once constructed)."""
         assert self.min_fork is not None
         return self.min_fork
 
     @property
     def maximum(self) -> int:
-        """``max_fork`` as an int (always set once constructed)."""
+        """`max_fork` as an int (always set once constructed)."""
         assert self.max_fork is not None
         return self.max_fork
 
@@ -311,7 +311,7 @@ class PoolSpec:
     """Everything a worker inherits about its pool: listeners, handlers, options."""
 
     index: int
-    """The pool's position among the :func:`listen` calls, from 0 (``pool 0`` in the log)."""
+    """The pool's position among the `listen()` calls, from 0 (`pool 0` in the log)."""
     listeners: tuple[Listener, ...]
     handlers: Handlers
     options: PoolOptions

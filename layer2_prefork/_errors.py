@@ -2,16 +2,16 @@
 
 Three kinds of failure, kept apart on purpose:
 
-* a bad option or listener is a ``ValueError`` raised by :func:`listen` (or by
+* a bad option or listener is a `ValueError` raised by `listen()` (or by
   the listener's constructor) before anything forks, and names the option;
 * a server that cannot start for another reason (no listener declared,
-  :func:`listen` called inside a worker) raises :class:`StartupError`;
+  `listen()` called inside a worker) raises `StartupError`;
 * a worker that writes something the control protocol does not allow makes
-  the master raise :class:`ProtocolError` internally, and the master kills
+  the master raise `ProtocolError` internally, and the master kills
   that worker (the error never leaves the master loop).
 
 Kernel errors (a port already in use, a missing directory) pass through as
-the ``OSError`` the kernel named.
+the `OSError` the kernel named.
 """
 
 from __future__ import annotations
@@ -20,13 +20,13 @@ from enum import IntEnum
 
 
 class ExitCode(IntEnum):
-    """Exit status of ``python -m layer2_prefork`` (and the value :func:`run` returns).
+    """Exit status of `python -m layer2_prefork` (and the value `run()` returns).
 
-    Moonbridge: the exit codes of the ``moonbridge`` command.
+    Moonbridge: the exit codes of the `moonbridge` command.
     """
 
     STOP = 0
-    """The server stopped on request (a signal, or the end of a ``Main`` listener)."""
+    """The server stopped on request (a signal, or the end of a `Main` listener)."""
     COMMAND_LINE = 1
     """The command line was wrong (unknown option, missing script, bad value)."""
     ALREADY_RUNNING = 2
@@ -38,10 +38,10 @@ class ExitCode(IntEnum):
 
 
 class StartupError(RuntimeError):
-    """The server cannot start: no listener, or :func:`listen` called in a worker.
+    """The server cannot start: no listener, or `listen()` called in a worker.
 
-    Raised by :func:`listen` and :func:`run`; the command line turns it into
-    exit code :attr:`ExitCode.STARTUP_ERROR`.
+    Raised by `listen()` and `run()`; the command line turns it into
+    exit code `ExitCode.STARTUP_ERROR`.
     """
 
 

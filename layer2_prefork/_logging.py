@@ -1,13 +1,13 @@
 """Where the server's log goes, and how a worker's stderr becomes log lines.
 
-The master logs through the standard :mod:`logging` module, on the logger
-named ``layer2_prefork``. The command line (or :func:`run`, when nothing
-configured logging) installs the handlers: a file (``-l``), syslog
-(``-f``/``-i``, or ``-b`` without ``-l``) or stderr.
+The master logs through the standard `logging` module, on the logger
+named `layer2_prefork`. The command line (or `run()`, when nothing
+configured logging) installs the handlers: a file (`-l`), syslog
+(`-f`/`-i`, or `-b` without `-l`) or stderr.
 
 A worker's file descriptor 2 is one end of a socket pair; the master reads
 the other end and logs each line with the pool and the worker's PID in
-front (:class:`LineSplitter` does the splitting, without I/O), so a
+front (`LineSplitter` does the splitting, without I/O), so a
 traceback printed by a dying worker lands in the same log as the master's
 own lines, in order, before the line that reports the worker's exit.
 """
@@ -25,7 +25,7 @@ logger = logging.getLogger("layer2_prefork")
 FORMAT = "%(asctime)s %(levelname)s %(message)s"
 SYSLOG_ADDRESS = "/dev/log"
 FACILITIES = tuple(sorted(logging.handlers.SysLogHandler.facility_names))
-"""The names ``-f/--logfacility`` accepts."""
+"""The names `-f/--logfacility` accepts."""
 
 
 def configure(*, debug: bool = False, logfile: str | None = None,
@@ -34,16 +34,16 @@ def configure(*, debug: bool = False, logfile: str | None = None,
               syslog_address: str = SYSLOG_ADDRESS) -> list[logging.Handler]:
     """Install the log handlers the command line asked for.
 
-    A log file if ``logfile`` is given; syslog if ``facility`` or ``ident``
+    A log file if `logfile` is given; syslog if `facility` or `ident`
     is given, or when running in the background without a log file; stderr
-    otherwise. When syslog is wanted but ``syslog_address`` cannot be
+    otherwise. When syslog is wanted but `syslog_address` cannot be
     reached, the log goes to stderr and a warning says so.
 
     Args:
-        debug: Log at ``DEBUG`` (every control message) instead of ``INFO``.
+        debug: Log at `DEBUG` (every control message) instead of `INFO`.
         logfile: Append to this file.
-        facility: A syslog facility name (see :data:`FACILITIES`); default ``daemon``.
-        ident: The syslog identifier; default ``layer2_prefork``.
+        facility: A syslog facility name (see `FACILITIES`); default `daemon`.
+        ident: The syslog identifier; default `layer2_prefork`.
         background: Whether the server will detach from the terminal.
         target: The logger to configure; default the root logger.
         syslog_address: The syslog socket.
@@ -89,7 +89,7 @@ def _syslog(facility: str, ident: str, address: str) -> logging.Handler:
 
 
 def _probe(address: str) -> None:
-    """Raise ``OSError`` unless a syslog daemon listens at ``address``."""
+    """Raise `OSError` unless a syslog daemon listens at `address`."""
     error: OSError = FileNotFoundError(address)
     for kind in (socket.SOCK_DGRAM, socket.SOCK_STREAM):
         with socket.socket(socket.AF_UNIX, kind) as probe:
@@ -102,7 +102,7 @@ def _probe(address: str) -> None:
 
 
 def ensure_handler() -> None:
-    """Log to stderr at ``INFO`` if nothing configured logging (a script run directly)."""
+    """Log to stderr at `INFO` if nothing configured logging (a script run directly)."""
     if not logging.getLogger().handlers and not logger.handlers:
         logging.basicConfig(level=logging.INFO, format=FORMAT)
 
@@ -110,7 +110,7 @@ def ensure_handler() -> None:
 class LineSplitter:
     """Split a byte stream into text lines, as a worker's stderr arrives.
 
-    Lines longer than ``limit`` bytes are cut into pieces of ``limit``
+    Lines longer than `limit` bytes are cut into pieces of `limit`
     bytes, so a worker that never writes a newline cannot make the master
     buffer without bound. Bytes that are not UTF-8 are replaced.
 
@@ -156,6 +156,6 @@ def _text(line: bytes) -> str:
 
 
 def pid_prefix(pool: int, pid: int) -> str:
-    """The prefix of a worker's log lines, e.g. ``pool 0 worker 1234``."""
+    """The prefix of a worker's log lines, e.g. `pool 0 worker 1234`."""
     return f"pool {pool} worker {pid}"
 

@@ -2,7 +2,7 @@
 
 The master forks workers, hands each connection and timer event to an idle
 worker, and keeps every pool at its configured size. It is written as a
-list, in the manner of gunicorn's arbiter::
+list, in the manner of gunicorn's arbiter:
 
     loop until stopped and every worker is reaped:
         handle signals        SIGTERM: graceful stop; SIGINT/SIGHUP: fast stop
@@ -14,11 +14,14 @@ list, in the manner of gunicorn's arbiter::
         compute next wake-up  the earliest timer of any pool
         poll                  signal pipe, control and stderr sockets, listeners
 
-Signal handlers only record the signal; ``signal.set_wakeup_fd`` makes the
-poll return, and the loop acts on it at the top. A listener is polled only
+Signal handlers only record the signal (`SignalQueue`);
+`signal.set_wakeup_fd` makes the poll return, and the loop acts on it at
+the top. The table of worker processes (fork, reap, kill, their messages
+and stderr) is `Workers`; each pool's sockets and bookkeeping are a
+`PoolRuntime`. A listener is polled only
 while its pool has an idle worker, so connections wait in the kernel's
 backlog, not in the master. Accepted sockets go to the worker idle the
-longest, as ``SCM_RIGHTS`` ancillary data of a ``CONNECT`` message; the
+longest, as `SCM_RIGHTS` ancillary data of a `CONNECT` message; the
 master closes its copy at once. Everything a worker can do wrong (crash,
 die by a signal, write garbage to its control socket, never become idle)
 ends that worker at most, never the master.
@@ -62,7 +65,7 @@ class Stop(Enum):
 
 @dataclass(frozen=True, slots=True)
 class Settings:
-    """How :func:`run` runs the master loop (the command line fills these in)."""
+    """How `run()` runs the master loop (the command line fills these in)."""
 
     graceful_timeout: float = 30.0
     """Seconds a graceful stop waits for busy workers before it kills them."""
@@ -77,7 +80,7 @@ class Master:
 
     Args:
         pools: Each pool's spec and its bound sockets (one entry per listener,
-            ``None`` for timers), in the order of the :func:`listen` calls.
+            `None` for timers), in the order of the `listen()` calls.
         settings: How to run.
     """
 

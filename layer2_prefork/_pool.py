@@ -1,6 +1,6 @@
 """Pool sizing without I/O: which worker to use, when to fork, whom to retire.
 
-:class:`PoolState` is the bookkeeping of one pool. The master tells it what
+`PoolState` is the bookkeeping of one pool. The master tells it what
 happened (a fork, a worker that became idle, a dispatch, an exit) and asks it
 what to do next (fork now? retire whom? wake up when?). It never forks,
 sends or sleeps itself and takes the time as an argument, so the rules below
@@ -8,18 +8,18 @@ are tested with a plain number for a clock.
 
 The rules, as in the original:
 
-* fork while ``total < max_fork`` and (``spare < pre_fork`` or
-  ``total < min_fork``), at most one fork per ``fork_delay``; a worker that
+* fork while `total < max_fork` and (`spare < pre_fork` or
+  `total < min_fork`), at most one fork per `fork_delay`; a worker that
   exited normally lets the next fork happen at once;
 * after a prepare failure (a worker died before it ever became idle) or a
-  fork error, at most one fork per ``fork_error_delay``, until a worker
+  fork error, at most one fork per `fork_error_delay`, until a worker
   becomes idle again;
-* retire one idle worker per ``exit_delay`` while ``total > min_fork`` and
-  ``idle > pre_fork``;
-* retire any worker idle for longer than ``idle_timeout`` (0 = never).
+* retire one idle worker per `exit_delay` while `total > min_fork` and
+  `idle > pre_fork`;
+* retire any worker idle for longer than `idle_timeout` (0 = never).
 
-Counting: ``total`` is every worker not yet told to go; ``spare`` is idle
-plus starting workers (a worker still in ``prepare`` will be idle soon, so
+Counting: `total` is every worker not yet told to go; `spare` is idle
+plus starting workers (a worker still in `prepare` will be idle soon, so
 it does not trigger another fork). Idle workers wait in a FIFO, so work goes
 to the worker idle the longest.
 """
@@ -39,11 +39,11 @@ class State(Enum):
     """Where a worker is in its life, as the master sees it."""
 
     STARTING = "starting"
-    """Forked; ``prepare`` runs; not yet idle."""
+    """Forked; `prepare` runs; not yet idle."""
     IDLE = "idle"
     """Waiting for work."""
     BUSY = "busy"
-    """Running ``connect`` for a connection or an event."""
+    """Running `connect` for a connection or an event."""
     STOPPING = "stopping"
     """Told to terminate, said goodbye, or killed; waiting to be reaped."""
 
@@ -58,7 +58,7 @@ class WorkerRecord:
     job: int | None = None
     """Listener index of the work it runs (while busy)."""
     prepared: bool = False
-    """Whether it has ever been idle, i.e. ``prepare`` succeeded."""
+    """Whether it has ever been idle, i.e. `prepare` succeeded."""
     dismissed: bool = False
     """Whether the master told it to go or killed it (then its death is no failure)."""
 
@@ -79,7 +79,7 @@ class PoolState:
 
     Args:
         options: The pool's options.
-        now: The current time (``time.monotonic()``); starts the clocks.
+        now: The current time (`time.monotonic()`); starts the clocks.
     """
 
     def __init__(self, options: PoolOptions, now: float) -> None:
@@ -98,12 +98,12 @@ class PoolState:
         self._pace(now)
 
     def fork_failed(self, now: float) -> None:
-        """Record that ``fork`` (or creating the worker's sockets) failed."""
+        """Record that `fork` (or creating the worker's sockets) failed."""
         self.error_pacing = True
         self._pace(now)
 
     def became_idle(self, pid: int, now: float) -> int | None:
-        """Record an ``I`` message; return the listener index of the job it finished.
+        """Record an `I` message; return the listener index of the job it finished.
 
         Raises:
             ProtocolError: If the worker was idle already.
@@ -127,7 +127,7 @@ class PoolState:
         return self.idle[0] if self.idle else None
 
     def dispatched(self, pid: int, listener: int) -> None:
-        """Record that the idle worker ``pid`` got work from the listener at ``listener``."""
+        """Record that the idle worker `pid` got work from the listener at `listener`."""
         self.idle.remove(pid)
         worker = self.workers[pid]
         worker.state = State.BUSY
@@ -138,7 +138,7 @@ class PoolState:
 
         Args:
             pid: The worker's process ID.
-            dismissed: True if the master sent it ``T`` or killed it.
+            dismissed: True if the master sent it `T` or killed it.
         """
         worker = self.workers[pid]
         if worker.state is State.IDLE:
@@ -153,7 +153,7 @@ class PoolState:
 
         Args:
             pid: The worker's process ID.
-            status: ``os.waitstatus_to_exitcode`` of it (negative = signal).
+            status: `os.waitstatus_to_exitcode` of it (negative = signal).
             now: The current time.
         """
         job = self.stopping(pid)
@@ -217,7 +217,7 @@ class PoolState:
                 and counts.idle - leaving > self.options.pre_fork)
 
     def next_deadline(self) -> float:
-        """The earliest time a rule may act without another event (``inf`` = none)."""
+        """The earliest time a rule may act without another event (`inf` = none)."""
         deadlines = [math.inf]
         if self.wants_fork():
             deadlines.append(self.next_fork)

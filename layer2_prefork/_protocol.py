@@ -1,34 +1,32 @@
 """The control protocol between the master and its workers.
 
 Each worker has one Unix stream socket pair for control. Every message on it
-is a *frame*: a fixed six-byte header, then a payload::
+is a *frame*: a fixed six-byte header, then a payload:
 
     +--------+---------+-------------------+------------------+
     | kind   | fds     | payload length    | payload          |
-    | 1 byte | 1 byte  | 4 bytes, big end. | `length` bytes   |
+    | 1 byte | 1 byte  | 4 bytes, big end. | length bytes     |
     +--------+---------+-------------------+------------------+
 
-``kind`` is one of the :class:`Kind` bytes. ``fds`` counts the file
-descriptors that travel with the frame as ``SCM_RIGHTS`` ancillary data
-(sent in the same ``sendmsg`` call, so the kernel delivers them with the
-frame's first bytes). Today's messages are:
+`kind` is one of the `Kind` bytes. `fds` counts the file descriptors
+that travel with the frame as `SCM_RIGHTS` ancillary data (sent in the same
+`sendmsg` call, so the kernel delivers them with the frame's first bytes).
+Today's messages are:
 
-======== ========= ===== ================================================
-kind     direction  fds  payload
-======== ========= ===== ================================================
-``I``    to master   0   empty: "I am idle, send me work"
-``B``    to master   0   empty: "goodbye, I am exiting"
-``C``    to worker  0-1  listener index (2 bytes); the accepted socket, if any
-``T``    to worker   0   empty: "finish and exit"
-======== ========= ===== ================================================
+| kind | direction | fds | payload                                              |
+|------|-----------|-----|------------------------------------------------------|
+| `I`  | to master | 0   | empty: "I am idle, send me work"                     |
+| `B`  | to master | 0   | empty: "goodbye, I am exiting"                       |
+| `C`  | to worker | 0-1 | listener index (2 bytes); the accepted socket, if any |
+| `T`  | to worker | 0   | empty: "finish and exit"                             |
 
 The header makes the protocol extensible without breaking the framing: a
 later message can carry bytes (the start of a request the master has read)
 or hand a connection back to the master, by adding a kind and a row to
-:data:`RULES`. The :class:`Decoder` is pure (bytes and descriptors in,
+`TO_MASTER` or `TO_WORKER`. The `Decoder` is pure (bytes and descriptors in,
 messages out, no sockets), so it is tested on its own with any split of the
 input; whatever a worker writes, the decoder returns messages or raises
-:class:`ProtocolError`, never more.
+`ProtocolError`, never more.
 """
 
 from __future__ import annotations
@@ -89,13 +87,13 @@ class Message:
 
     @property
     def listener(self) -> int:
-        """The listener index a ``CONNECT`` message carries."""
+        """The listener index a `CONNECT` message carries."""
         (index,) = LISTENER_INDEX.unpack_from(self.payload)
         return int(index)
 
 
 def encode(kind: Kind, payload: bytes = b"", fds: int = 0) -> bytes:
-    """Return the frame for one message; the caller sends ``fds`` descriptors with it.
+    """Return the frame for one message; the caller sends `fds` descriptors with it.
 
     Args:
         kind: The message kind.
@@ -103,7 +101,7 @@ def encode(kind: Kind, payload: bytes = b"", fds: int = 0) -> bytes:
         fds: How many descriptors travel with the frame.
 
     Returns:
-        Header plus payload, ready for one ``send``/``sendmsg`` call.
+        Header plus payload, ready for one `send`/`sendmsg` call.
 
     Raises:
         ValueError: If the message breaks the rules of its kind.
@@ -121,22 +119,22 @@ def encode(kind: Kind, payload: bytes = b"", fds: int = 0) -> bytes:
 
 
 def connect_payload(listener: int) -> bytes:
-    """Return the payload of a ``CONNECT`` message for the listener at index ``listener``."""
+    """Return the payload of a `CONNECT` message for the listener at index `listener`."""
     return LISTENER_INDEX.pack(listener)
 
 
 class Decoder:
     """Turn the bytes and descriptors read from a control socket into messages.
 
-    Feed it what each ``recvmsg`` returned, then call :meth:`next_message`
-    until it returns ``None``. Descriptors wait in a queue until the frame
-    that announced them is complete. After a :class:`ProtocolError` the
+    Feed it what each `recvmsg` returned, then call `next_message()`
+    until it returns `None`. Descriptors wait in a queue until the frame
+    that announced them is complete. After a `ProtocolError` the
     stream cannot be resynchronised: the owner drops the peer and calls
-    :meth:`close` to close the descriptors still queued.
+    `close()` to close the descriptors still queued.
 
     Args:
         accepted: The kinds this side accepts, with their rules
-            (:data:`TO_MASTER` or :data:`TO_WORKER`).
+            (`TO_MASTER` or `TO_WORKER`).
 
     Examples:
         >>> decoder = Decoder(TO_MASTER)
@@ -159,7 +157,7 @@ class Decoder:
         self._fds.extend(fds)
 
     def next_message(self) -> Message | None:
-        """Return the next complete message, or ``None`` if more bytes are needed.
+        """Return the next complete message, or `None` if more bytes are needed.
 
         Raises:
             ProtocolError: If the bytes are not a frame this side accepts.

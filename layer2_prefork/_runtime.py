@@ -1,12 +1,12 @@
 """One pool as the master runs it: its sockets, bookkeeping and held connections.
 
-:class:`PoolRuntime` joins the pieces of a pool the master loop needs:
+`PoolRuntime` joins the pieces of a pool the master loop needs:
 
-* the :class:`~layer2_prefork._config.PoolSpec` (what was declared),
-* the bound listening sockets (one slot per listener, ``None`` for timers),
-* the :class:`~layer2_prefork._pool.PoolState` (who is idle, when to fork),
-* the :class:`~layer2_prefork._schedule.Schedule` of its timer listeners,
-* per listener, an accept :class:`~layer2_prefork._accept.Backoff`,
+* the `PoolSpec` (what was declared),
+* the bound listening sockets (one slot per listener, `None` for timers),
+* the `PoolState` (who is idle, when to fork),
+* the `Schedule` of its timer listeners,
+* per listener, an accept `Backoff`,
 * connections accepted during a graceful stop that wait for a worker.
 
 Its methods do the pool-local socket work: say which listeners to poll,
@@ -40,7 +40,7 @@ class PoolRuntime:
     pending: deque[tuple[int, socket.socket]] = field(default_factory=deque)
     """(listener index, connection) accepted during a graceful stop, not yet handed over."""
     logged: Counts | None = None
-    """The counts last written by ``--stats``."""
+    """The counts last written by `--stats`."""
 
     @property
     def index(self) -> int:
@@ -74,7 +74,7 @@ class PoolRuntime:
                        self.index, index, error, pause)
 
     def hold_backlogs(self) -> None:
-        """Take every queued connection into :attr:`pending`, then close the listeners."""
+        """Take every queued connection into `pending`, then close the listeners."""
         for index, bound in enumerate(self.bound):
             if bound is not None:
                 held = _accept.drain_backlog(bound.sock)
@@ -121,7 +121,7 @@ class PoolRuntime:
                         counts.stopping)
 
     def job_ended(self, job: int, now: float) -> None:
-        """A worker finished (or died during) the work of listener ``job``."""
+        """A worker finished (or died during) the work of listener `job`."""
         if job in self.schedule:
             self.schedule.completed(job, now)
             listener = self.spec.listeners[job]

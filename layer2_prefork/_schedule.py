@@ -1,20 +1,20 @@
 """When the timer listeners of a pool are due, without I/O.
 
-A pool's :class:`Interval` and :class:`Main` listeners are not sockets: the
-master itself decides when they "have a connection". :class:`Schedule`
+A pool's `Interval` and `Main` listeners are not sockets: the
+master itself decides when they "have a connection". `Schedule`
 keeps one due time per timer listener; the master asks it which are due,
 hands each to an idle worker, and reports back when the run completed.
 
 Rules:
 
-* an ``Interval`` is first due ``delay`` seconds after the start; a run
+* an `Interval` is first due `delay` seconds after the start; a run
   never overlaps the previous one of the same listener;
 * after a run completes at time *c*, the next is due at *c + delay*; with
-  ``strict`` it is due at *previous due + delay*, and if that is already in
+  `strict` it is due at *previous due + delay*, and if that is already in
   the past the missed runs collapse into one run now (the schedule stays on
   its grid: the next due time is the latest grid point not after *c*);
-* a ``Main`` listener is due at the start and runs once; :meth:`Schedule.main_done`
-  turns true when every ``Main`` run of the pool has completed.
+* a `Main` listener is due at the start and runs once; `Schedule.main_done()`
+  turns true when every `Main` run of the pool has completed.
 """
 
 from __future__ import annotations
@@ -35,7 +35,7 @@ class _Timer:
 
 
 def next_strict_due(previous_due: float, delay: float, now: float) -> float:
-    """Return a strict interval's next due time after the run due at ``previous_due``.
+    """Return a strict interval's next due time after the run due at `previous_due`.
 
     Args:
         previous_due: When the run that just completed was due.
@@ -43,8 +43,8 @@ def next_strict_due(previous_due: float, delay: float, now: float) -> float:
         now: The completion time.
 
     Returns:
-        ``previous_due + delay`` if that is still ahead; otherwise the latest
-        point of the grid ``previous_due + k * delay`` not after ``now``, so
+        `previous_due + delay` if that is still ahead; otherwise the latest
+        point of the grid `previous_due + k * delay` not after `now`, so
         that all missed runs collapse into a single run now.
 
     Examples:
@@ -60,11 +60,11 @@ def next_strict_due(previous_due: float, delay: float, now: float) -> float:
 
 
 class Schedule:
-    """The due times of one pool's ``Interval`` and ``Main`` listeners.
+    """The due times of one pool's `Interval` and `Main` listeners.
 
     Args:
         listeners: The pool's listeners (sockets are ignored); their positions
-            are the listener indexes used in ``CONNECT`` messages.
+            are the listener indexes used in `CONNECT` messages.
         now: The start time.
     """
 
@@ -101,15 +101,15 @@ class Schedule:
             timer.due = now + listener.delay
 
     def next_deadline(self) -> float:
-        """The earliest due time of a timer that is waiting (``inf`` = none)."""
+        """The earliest due time of a timer that is waiting (`inf` = none)."""
         return min((timer.due for timer in self._timers.values()
                     if not timer.running and not timer.done), default=math.inf)
 
     def has_main(self) -> bool:
-        """Whether the pool has a ``Main`` listener."""
+        """Whether the pool has a `Main` listener."""
         return any(isinstance(timer.listener, Main) for timer in self._timers.values())
 
     def main_done(self) -> bool:
-        """Whether every ``Main`` listener of the pool has run to its end."""
+        """Whether every `Main` listener of the pool has run to its end."""
         return all(timer.done for timer in self._timers.values()
                    if isinstance(timer.listener, Main))

@@ -1,26 +1,27 @@
-"""Declaring a server: ``listen(...)`` makes a pool, ``run()`` serves them all.
+"""Declaring a server: `listen(...)` makes a pool, `run()` serves them all.
 
-A script declares its pools at the top level, then calls :func:`run`::
+A script declares its pools at the top level, then calls `run()`:
 
     pool = listen(TCP("127.0.0.1", 0), connect=handle, pre_fork=2)
     print(f"listening on port {pool.port}")
     run()
 
-:func:`listen` validates everything and binds the sockets at once, in the
-master, so that every mistake shows before the first fork. :func:`run`
+`listen()` validates everything and binds the sockets at once, in the
+master, so that every mistake shows before the first fork. `run()`
 enters the master loop for every pool declared so far and returns the exit
 code when the server has stopped. The command line
-(``python -m layer2_prefork script.py``) runs the same script and calls
-:func:`run` itself if the script did not; it supplies its options through
-:func:`configure_run`.
+(`python -m layer2_prefork script.py`) runs the same script and calls
+`run()` itself if the script did not; it supplies its options through
+`configure_run()`.
 
 Invariants: pools are kept in declaration order (pool 0, pool 1, ...);
-:func:`run` consumes them, so a second :func:`run` needs new :func:`listen`
+`run()` consumes them, so a second `run()` needs new `listen()`
 calls; neither function works inside a worker.
 """
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Callable
 from dataclasses import replace
 from typing import Any
@@ -43,10 +44,10 @@ from ._sockets import Address, Bound, bind
 
 
 class Pool:
-    """The handle :func:`listen` returns: one pool's listeners and bound addresses.
+    """The handle `listen()` returns: one pool's listeners and bound addresses.
 
-    Use it to learn the port the kernel chose for ``TCP(port=0)`` before
-    calling :func:`run`.
+    Use it to learn the port the kernel chose for `TCP(port=0)` before
+    calling `run()`.
 
     Examples:
         >>> pool = listen(TCP("127.0.0.1", 0), connect=lambda conn: None)
@@ -61,7 +62,7 @@ class Pool:
 
     @property
     def index(self) -> int:
-        """The pool's number: 0 for the first :func:`listen` call, 1 for the next, ..."""
+        """The pool's number: 0 for the first `listen()` call, 1 for the next, ..."""
         return self._spec.index
 
     @property
@@ -71,14 +72,14 @@ class Pool:
 
     @property
     def options(self) -> PoolOptions:
-        """The pool's options, with ``min_fork`` and ``max_fork`` filled in."""
+        """The pool's options, with `min_fork` and `max_fork` filled in."""
         return self._spec.options
 
     @property
     def addresses(self) -> tuple[Address, ...]:
         """The bound address of each TCP or Unix listener, in declaration order.
 
-        A TCP address is a ``(host, port)`` tuple with the real port; a Unix
+        A TCP address is a `(host, port)` tuple with the real port; a Unix
         address is the socket's absolute path.
         """
         return tuple(bound.address for bound in self._bound if bound is not None)
@@ -118,35 +119,35 @@ def listen(*listeners: Listener, prepare: Callable[[], object] | None = None,
            pre_fork: int = 1, min_fork: int | None = None, max_fork: int | None = None,
            fork_delay: float = 0.25, fork_error_delay: float = 2.0, exit_delay: float = 60.0,
            idle_timeout: float = 0.0, memory_limit: int | None = None) -> Pool:
-    """Declare a pool of workers serving ``listeners``, and bind its sockets now.
+    """Declare a pool of workers serving `listeners`, and bind its sockets now.
 
     Each call makes one pool with its own workers. Every worker runs
-    ``prepare()`` once after it is forked, then ``connect(conn)`` for each
-    connection or timer event it is given, and ``finish()`` before it exits
-    normally. ``conn`` is a :class:`layer1_sockets.BufferedSocket` for TCP
-    and Unix listeners and an :class:`Event` for :class:`Interval` and
-    :class:`Main` listeners. The worker stays for more work unless
-    ``connect`` returns ``False``. If ``connect`` raises, the traceback goes
+    `prepare()` once after it is forked, then `connect(conn)` for each
+    connection or timer event it is given, and `finish()` before it exits
+    normally. `conn` is a `layer1_sockets.BufferedSocket` for TCP
+    and Unix listeners and an `Event` for `Interval` and
+    `Main` listeners. The worker stays for more work unless
+    `connect` returns `False`. If `connect` raises, the traceback goes
     to the log, the connection is reset and the worker is replaced. A socket
-    the handler did not close is closed after ``connect`` returns.
+    the handler did not close is closed after `connect` returns.
 
     Args:
-        *listeners: One or more of :class:`TCP`, :class:`Local`,
-            :class:`Interval`, :class:`Main`.
+        *listeners: One or more of `TCP`, `Local`,
+            `Interval`, `Main`.
         prepare: Called once in each new worker (if it raises, the worker
-            exits and the pool forks at most one worker per ``fork_error_delay``).
+            exits and the pool forks at most one worker per `fork_error_delay`).
         connect: Called with each connection or event.
         finish: Called in a worker before it exits normally.
         pre_fork: Idle workers to keep ready.
-        min_fork: Fewest workers (default ``max(pre_fork, 2)``).
-        max_fork: Most workers (default ``max(min_fork, 16)``).
+        min_fork: Fewest workers (default `max(pre_fork, 2)`).
+        max_fork: Most workers (default `max(min_fork, 16)`).
         fork_delay: Seconds between two forks.
         fork_error_delay: Seconds between two forks after a failure.
         exit_delay: Seconds between retiring two surplus idle workers.
         idle_timeout: Retire a worker idle this long (0 = never).
         memory_limit: Bytes. A worker may allocate at most this much beyond
-            its size when forked (``RLIMIT_AS``; beyond it allocations raise
-            ``MemoryError``), and retires after a connection once its resident
+            its size when forked (`RLIMIT_AS`; beyond it allocations raise
+            `MemoryError`), and retires after a connection once its resident
             size exceeds it.
 
     Returns:
@@ -157,7 +158,7 @@ def listen(*listeners: Listener, prepare: Callable[[], object] | None = None,
         StartupError: If called inside a worker (from a handler).
         OSError: If a socket cannot be bound.
 
-    Moonbridge: ``listen{...}``.
+    Moonbridge: `listen{...}`.
     """
     if _worker.inside:
         raise StartupError("listen() cannot be called in a worker (from a handler)")
@@ -185,12 +186,12 @@ def listen(*listeners: Listener, prepare: Callable[[], object] | None = None,
 
 
 def configure_run(settings: Settings, before_start: Callable[[], None] | None = None) -> None:
-    """Set what :func:`run` uses when its arguments are left out (the command line's options).
+    """Set what `run()` uses when its arguments are left out (the command line's options).
 
     Args:
-        settings: The defaults for ``graceful_timeout`` and ``stats``, and
+        settings: The defaults for `graceful_timeout` and `stats`, and
             descriptors workers must close.
-        before_start: Called by :func:`run` after its checks, right before
+        before_start: Called by `run()` after its checks, right before
             the first fork (the command line detaches and writes the pidfile here).
     """
     global _settings, _before_start
@@ -199,37 +200,40 @@ def configure_run(settings: Settings, before_start: Callable[[], None] | None = 
 
 
 def run(*, graceful_timeout: float | None = None, stats: bool | None = None) -> ExitCode:
-    """Serve every pool declared with :func:`listen` until the server stops.
+    """Serve every pool declared with `listen()` until the server stops.
 
     The master forks the workers, hands them connections and events, and
-    keeps each pool at its size. ``SIGTERM`` stops gracefully (listeners
+    keeps each pool at its size. `SIGTERM` stops gracefully (listeners
     close, busy workers finish, then exit code 0; workers still busy after
-    ``graceful_timeout`` are killed); ``SIGINT`` and ``SIGHUP`` stop at once
-    (workers are killed). A ``Main`` listener stops the server when it has
-    run. ``SIGUSR1`` logs each pool's worker counts. If nothing configured
+    `graceful_timeout` are killed); `SIGINT` and `SIGHUP` stop at once
+    (workers are killed). A `Main` listener stops the server when it has
+    run. `SIGUSR1` logs each pool's worker counts. If nothing configured
     logging, the log goes to stderr.
 
     Args:
         graceful_timeout: Seconds a graceful stop waits for busy workers
-            (default: the command line's ``--graceful-timeout``, else 30).
+            (default: the command line's `--graceful-timeout`, else 30).
         stats: Log each pool's worker counts whenever they change
-            (default: the command line's ``--stats``, else off).
+            (default: the command line's `--stats`, else off).
 
     Returns:
-        :attr:`ExitCode.STOP` after a stop, or :attr:`ExitCode.RUNTIME_ERROR`
+        `ExitCode.STOP` after a stop, or `ExitCode.RUNTIME_ERROR`
         if the master loop failed (its traceback is logged).
 
     Raises:
-        StartupError: If no pool was declared, or if called inside a worker.
-        ValueError: If ``graceful_timeout`` is not a number >= 0.
+        StartupError: If no pool was declared, or if called inside a worker
+            or outside the main thread.
+        ValueError: If `graceful_timeout` is not a number >= 0.
 
-    Moonbridge: the master loop that ``moonbridge`` enters after the script.
+    Moonbridge: the master loop that `moonbridge` enters after the script.
     """
     global _last_exit
     if _worker.inside:
         raise StartupError("run() cannot be called in a worker (from a handler)")
     if not _pools:
         raise StartupError("no listener: call listen() before run()")
+    if threading.current_thread() is not threading.main_thread():
+        raise StartupError("run() must be called in the main thread (it handles signals)")
     settings = _settings
     if graceful_timeout is not None:
         check_number("graceful_timeout", graceful_timeout, allow_infinity=True)
@@ -247,5 +251,5 @@ def run(*, graceful_timeout: float | None = None, stats: bool | None = None) -> 
 
 
 def last_exit() -> ExitCode | None:
-    """What the last :func:`run` in this process returned; ``None`` if it never ran."""
+    """What the last `run()` in this process returned; `None` if it never ran."""
     return _last_exit

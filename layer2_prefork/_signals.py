@@ -2,8 +2,8 @@
 
 Doing real work inside a signal handler is a trap: the handler interrupts
 the loop at an arbitrary bytecode, half-way through updating the very state
-it would touch. :class:`SignalQueue` installs handlers that only append the
-signal number to a queue. ``signal.set_wakeup_fd`` makes the interpreter
+it would touch. `SignalQueue` installs handlers that only append the
+signal number to a queue. `signal.set_wakeup_fd` makes the interpreter
 also write a byte to a socket pair whenever a signal arrives; the read end
 is registered with the loop's selector, so a blocked poll returns at once
 and the loop pops the queue at the top of its next round.
@@ -38,7 +38,7 @@ class SignalQueue:
         self._previous_wakeup = -1
 
     def install(self, selector: selectors.BaseSelector) -> None:
-        """Catch the signals and register the wake-up socket with ``selector``."""
+        """Catch the signals and register the wake-up socket with `selector`."""
         selector.register(self.read_end, selectors.EVENT_READ, self._drain)
         self._previous_wakeup = signal.set_wakeup_fd(self.write_end.fileno(),
                                                      warn_on_full_buffer=False)
@@ -54,18 +54,18 @@ class SignalQueue:
                 pass
 
     def pop(self) -> int | None:
-        """Return the oldest signal not yet handled, or ``None``."""
+        """Return the oldest signal not yet handled, or `None`."""
         return self.queue.popleft() if self.queue else None
 
     def uninstall(self) -> None:
         """Restore the previous handlers and wake-up descriptor; close the socket pair."""
         signal.set_wakeup_fd(self._previous_wakeup)
         for number, handler in self._previous.items():
-            signal.signal(number, handler)
+            signal.signal(number, signal.SIG_DFL if handler is None else handler)
         self._previous.clear()
         self.close()
 
     def close(self) -> None:
-        """Close the socket pair (a new worker calls this after ``set_wakeup_fd(-1)``)."""
+        """Close the socket pair (a new worker calls this after `set_wakeup_fd(-1)`)."""
         self.read_end.close()
         self.write_end.close()

@@ -1,13 +1,13 @@
 """Listening sockets: bind them at declaration time, remove socket files at exit.
 
-:func:`listen` binds every TCP and Unix listener at once, in the master, so
+`listen()` binds every TCP and Unix listener at once, in the master, so
 that a port in use or a missing directory is an error while the server is
 still starting (exit code 3), never a surprise after the first fork. The
 master alone accepts on these sockets; workers close their copies.
 
 Invariants:
 
-* a :class:`Bound` socket is listening and non-blocking;
+* a `Bound` socket is listening and non-blocking;
 * a Unix socket file is removed only if it is still the one this process
   created (same device and inode), so a server never deletes a socket a
   newer server has put at the same path.
@@ -27,7 +27,7 @@ from ._config import TCP, Local
 BACKLOG = 1024
 
 Address = tuple[str, int] | str
-"""A bound address: ``(host, port)`` for TCP, the socket's path for Unix."""
+"""A bound address: `(host, port)` for TCP, the socket's path for Unix."""
 
 
 @dataclass(slots=True)

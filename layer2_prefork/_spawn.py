@@ -1,15 +1,15 @@
 """Forking a worker, and the master's end of a worker's two socket pairs.
 
-:func:`fork_worker` creates the worker's control pair and stderr pair,
+`fork_worker()` creates the worker's control pair and stderr pair,
 freezes the garbage collector's view of the loaded application
-(``gc.freeze()``: the worker's collections then never write to the
+(`gc.freeze()`: the worker's collections then never write to the
 inherited objects, so their pages stay shared; the master unfreezes right
 after the fork, so its own garbage stays collectable), flushes the standard streams (or their
 buffered bytes would be written twice), and forks. In the child it closes
 every descriptor that belongs to the master, makes the stderr pair fd 2 and
-hands over to :func:`layer2_prefork._worker.main`, which never returns.
+hands over to `layer2_prefork._worker.main()`, which never returns.
 
-:class:`WorkerProcess` is the master's handle on a worker: its PID and the
+`WorkerProcess` is the master's handle on a worker: its PID and the
 master's (non-blocking) ends of both pairs, with the decoder and line
 splitter that turn what arrives into messages and log lines.
 """
@@ -47,7 +47,7 @@ class WorkerProcess:
     stderr_open: bool = True
 
     def send(self, kind: Kind, payload: bytes = b"", fd: int | None = None) -> None:
-        """Send one message, with a descriptor (``SCM_RIGHTS``) if ``fd`` is given.
+        """Send one message, with a descriptor (`SCM_RIGHTS`) if `fd` is given.
 
         Raises:
             OSError: If the worker is gone or does not read (its buffer is full).
@@ -82,7 +82,7 @@ class WorkerProcess:
         """Read what is available of the worker's stderr; return (lines, more may follow now).
 
         At the end of the stream the last unterminated line is returned too
-        and :attr:`stderr_open` turns false.
+        and `stderr_open` turns false.
         """
         try:
             data = self.stderr.recv(READ_SIZE)
@@ -104,7 +104,7 @@ class WorkerProcess:
 
 
 def fork_worker(spec: PoolSpec, close_master_fds: Callable[[], None]) -> WorkerProcess:
-    """Fork one worker for the pool ``spec``.
+    """Fork one worker for the pool `spec`.
 
     Args:
         spec: The pool the worker serves.

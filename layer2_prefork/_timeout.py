@@ -1,18 +1,18 @@
-"""The watchdog a handler arms against itself: ``timeout(...)``.
+"""The watchdog a handler arms against itself: `timeout(...)`.
 
 A worker that hangs (an endless loop, a peer that never answers) must not
-pin a process for ever. ``timeout(seconds)`` arms the process's real-time
-interval timer (``setitimer(ITIMER_REAL)``); when it expires the kernel
-sends ``SIGALRM``, whose default action ends the process. Nothing in the
+pin a process for ever. `timeout(seconds)` arms the process's real-time
+interval timer (`setitimer(ITIMER_REAL)`); when it expires the kernel
+sends `SIGALRM`, whose default action ends the process. Nothing in the
 handler can catch that, which is the point: the master sees the worker die
 and forks a replacement.
 
 The module keeps a stack of absolute deadlines, one per nesting level of
-``timeout(seconds, func, *args)``. The timer is always armed for the
+`timeout(seconds, func, *args)`. The timer is always armed for the
 *earliest* deadline on the stack, so a sub-limit can shorten the time left
-but never extend it, and when ``func`` returns the outer deadline is
-restored with the time ``func`` took already spent. The worker calls
-:func:`disarm` whenever it becomes idle, so a limit never outlives the
+but never extend it, and when `func` returns the outer deadline is
+restored with the time `func` took already spent. The worker calls
+`disarm()` whenever it becomes idle, so a limit never outlives the
 request that set it.
 """
 
@@ -54,30 +54,30 @@ def timeout(seconds: float | None = None, func: Callable[..., object] | None = N
             /, *args: object) -> object:
     """Query, arm or disarm the watchdog, or run a function under a sub-limit.
 
-    * ``timeout()`` returns the seconds left before the process is killed,
+    * `timeout()` returns the seconds left before the process is killed,
       or 0.0 when no limit is armed.
-    * ``timeout(seconds)`` kills the process ``seconds`` from now unless it is
-      disarmed or re-armed first; it returns ``seconds``.
-    * ``timeout(0)`` disarms the limit set at this level and returns 0.0.
-    * ``timeout(seconds, func, *args)`` returns ``func(*args)``, killing the
-      process if it takes longer than ``seconds`` or than the outer limit,
+    * `timeout(seconds)` kills the process `seconds` from now unless it is
+      disarmed or re-armed first; it returns `seconds`.
+    * `timeout(0)` disarms the limit set at this level and returns 0.0.
+    * `timeout(seconds, func, *args)` returns `func(*args)`, killing the
+      process if it takes longer than `seconds` or than the outer limit,
       whichever ends first. The outer limit is restored afterwards, also when
-      ``func`` raises.
+      `func` raises.
 
-    The watchdog is disarmed automatically when ``prepare`` or ``connect``
+    The watchdog is disarmed automatically when `prepare` or `connect`
     returns. It works in any process, so do not arm it in the master (a
     script's top level): there it would kill the server.
 
     Args:
         seconds: Seconds from now, >= 0.
         func: A function to run under the limit.
-        *args: Positional arguments for ``func``.
+        *args: Positional arguments for `func`.
 
     Returns:
-        The seconds left, or what ``func`` returned.
+        The seconds left, or what `func` returned.
 
     Raises:
-        ValueError: If ``seconds`` is negative or not a number.
+        ValueError: If `seconds` is negative or not a number.
 
     Examples:
         >>> timeout(30)
@@ -91,7 +91,7 @@ def timeout(seconds: float | None = None, func: Callable[..., object] | None = N
         >>> timeout(0)
         0.0
 
-    Moonbridge: ``timeout(...)``.
+    Moonbridge: `timeout(...)`.
     """
     if seconds is None:
         if func is not None:

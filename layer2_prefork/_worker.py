@@ -1,7 +1,7 @@
 """The worker process: prepare once, then serve one piece of work at a time.
 
 A worker is forked by the master and never returns into the master's code:
-:func:`main` ends with ``os._exit``. Its life::
+`main()` ends with `os._exit`. Its life:
 
     prepare()                      raises -> exit 1 (the pool slows down)
     loop:
@@ -14,11 +14,11 @@ A worker is forked by the master and never returns into the master's code:
 Invariants:
 
 * application code never runs while the worker is idle, and the
-  :func:`~layer2_prefork.timeout` watchdog is disarmed whenever it is;
-* a connection is closed (flushed within :data:`CLOSE_TIMEOUT`, else reset)
-  after ``connect`` returns if the handler did not close it;
+  `timeout()` watchdog is disarmed whenever it is;
+* a connection is closed (flushed within `CLOSE_TIMEOUT`, else reset)
+  after `connect` returns if the handler did not close it;
 * everything the worker writes to fd 2 reaches the master's log, and the
-  worker flushes ``sys.stdout``/``sys.stderr`` before it exits.
+  worker flushes `sys.stdout`/`sys.stderr` before it exits.
 """
 
 from __future__ import annotations
@@ -46,7 +46,7 @@ CLOSE_TIMEOUT = 10.0
 """Seconds the worker spends flushing a connection the handler left open."""
 
 inside = False
-"""True in a worker process (``listen`` refuses to run there)."""
+"""True in a worker process (`listen` refuses to run there)."""
 
 _RESET_SIGNALS = (signal.SIGTERM, signal.SIGINT, signal.SIGHUP, signal.SIGCHLD,
                   signal.SIGUSR1, signal.SIGALRM)
@@ -152,7 +152,7 @@ class Worker:
                 return None
 
     def _serve(self, message: Message) -> After:
-        """Run ``connect`` for one CONNECT message."""
+        """Run `connect` for one CONNECT message."""
         index = message.listener
         if index >= len(self.spec.listeners):
             raise ProtocolError(f"CONNECT for listener {index}, which does not exist")
@@ -182,9 +182,14 @@ class Worker:
         return After.LEAVE if over_memory_limit(self.spec.options.memory_limit) else After.CONTINUE
 
 
-def close_politely(conn: BufferedSocket, timeout: float = CLOSE_TIMEOUT) -> None:
-    """Flush and close a connection; reset it if the peer does not take the data in time."""
-    deadline = time.monotonic() + timeout
+def close_politely(conn: BufferedSocket, timeout: float | None = None) -> None:
+    """Flush and close a connection; reset it if the peer does not take the data in time.
+
+    Args:
+        conn: The connection the handler left open.
+        timeout: Seconds to wait for the peer (default `CLOSE_TIMEOUT`).
+    """
+    deadline = time.monotonic() + (CLOSE_TIMEOUT if timeout is None else timeout)
 
     def wait(sock: BufferedSocket, mode: str) -> None:
         with selectors.DefaultSelector() as selector:
@@ -209,7 +214,7 @@ def memory_use() -> tuple[int, int]:
 
 
 def limit_memory(limit: int | None) -> None:
-    """Cap the address space at its current size plus ``limit`` (``RLIMIT_AS``)."""
+    """Cap the address space at its current size plus `limit` (`RLIMIT_AS`)."""
     if limit is None:
         return
     cap = memory_use()[0] + limit
@@ -220,7 +225,7 @@ def limit_memory(limit: int | None) -> None:
 
 
 def over_memory_limit(limit: int | None) -> bool:
-    """Whether the resident size exceeds ``limit``; says so on stderr if it does."""
+    """Whether the resident size exceeds `limit`; says so on stderr if it does."""
     if limit is None:
         return False
     resident = memory_use()[1]

@@ -1,10 +1,10 @@
 """The master's table of worker processes, and everything it does to one.
 
-:class:`Workers` forks workers, registers their control and stderr sockets
+`Workers` forks workers, registers their control and stderr sockets
 with the master's selector, reads what they send, hands them work, tells
 them to go, kills them, and reaps them. It keeps each pool's
-:class:`~layer2_prefork._pool.PoolState` up to date as it goes, and reports
-finished timer runs to the pool (:meth:`PoolRuntime.job_ended`).
+`PoolState` up to date as it goes, and reports
+finished timer runs to the pool (`PoolRuntime.job_ended()`).
 
 Invariants:
 
@@ -34,7 +34,7 @@ from ._spawn import WorkerProcess, fork_worker
 
 
 def describe_exit(code: int) -> str:
-    """Say how a worker ended, from ``os.waitstatus_to_exitcode``.
+    """Say how a worker ended, from `os.waitstatus_to_exitcode`.
 
     Examples:
         >>> describe_exit(0), describe_exit(-9)
@@ -49,10 +49,10 @@ class Workers:
     """Every live worker of every pool, by PID.
 
     Args:
-        pools: The master's pools (a worker's ``pool`` field indexes this list).
+        pools: The master's pools (a worker's `pool` field indexes this list).
         selector: The master's selector; worker sockets are registered with a
             callable as their data.
-        close_master_fds: Called first in each new worker (see :func:`fork_worker`).
+        close_master_fds: Called first in each new worker (see `fork_worker()`).
     """
 
     def __init__(self, pools: Sequence[PoolRuntime], selector: selectors.BaseSelector,
@@ -70,7 +70,7 @@ class Workers:
     # --- birth and death -----------------------------------------------
 
     def fork(self, pool: PoolRuntime, now: float) -> None:
-        """Fork one worker for ``pool`` (a failure is logged and slows the pool)."""
+        """Fork one worker for `pool` (a failure is logged and slows the pool)."""
         try:
             worker = fork_worker(pool.spec, self.close_master_fds)
         except OSError as error:
@@ -86,7 +86,7 @@ class Workers:
         logger.info("pool %d: forked worker %d", pool.index, worker.pid)
 
     def reap(self, now: float) -> None:
-        """Collect every worker that has exited (``waitpid`` with ``WNOHANG``)."""
+        """Collect every worker that has exited (`waitpid` with `WNOHANG`)."""
         if not self.maybe_exited:
             return
         self.maybe_exited = False
@@ -124,7 +124,7 @@ class Workers:
         """Send work to the pool's worker idle the longest; False if no worker took it.
 
         A worker the message cannot be sent to is killed, and the next idle
-        worker is tried. The master's copy of ``conn`` is closed once sent.
+        worker is tried. The master's copy of `conn` is closed once sent.
         """
         while (pid := pool.state.next_idle()) is not None:
             worker = self.by_pid[pid]
@@ -142,7 +142,7 @@ class Workers:
         return False
 
     def terminate(self, pool: PoolRuntime, pid: int, reason: str) -> None:
-        """Tell an idle worker to finish and exit (``T``)."""
+        """Tell an idle worker to finish and exit (`T`)."""
         logger.info("pool %d: retiring worker %d (%s)", pool.index, pid, reason)
         pool.state.stopping(pid, dismissed=True)
         try:
@@ -151,7 +151,7 @@ class Workers:
             self.kill(self.by_pid[pid], "its control socket failed")
 
     def kill(self, worker: WorkerProcess, reason: str, quietly: bool = False) -> None:
-        """Kill a worker with ``SIGKILL``; it is reaped like any other."""
+        """Kill a worker with `SIGKILL`; it is reaped like any other."""
         log = logger.info if quietly else logger.error
         log("pool %d: killing worker %d (%s)", worker.pool, worker.pid, reason)
         with contextlib.suppress(ProcessLookupError):

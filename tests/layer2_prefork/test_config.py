@@ -162,6 +162,19 @@ def test_listen_binds_at_once_and_reports_the_port() -> None:
         socket.create_connection(("127.0.0.1", pool.port), timeout=5)
 
 
+def test_the_default_host_takes_ipv6_and_ipv4_clients() -> None:
+    if not socket.has_ipv6:
+        pytest.skip("no IPv6")
+    pool = listen(TCP(port=0), connect=ignore)
+    try:
+        assert pool.addresses == (("::", pool.port),)
+        for host in ("127.0.0.1", "::1"):
+            with socket.create_connection((host, pool.port), timeout=5):
+                pass
+    finally:
+        pool.close()
+
+
 def test_pools_are_numbered_in_order() -> None:
     first = listen(TCP("127.0.0.1", 0), connect=ignore)
     second = listen(Main("batch"), connect=ignore)

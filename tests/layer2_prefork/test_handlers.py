@@ -57,6 +57,21 @@ def test_output_left_unflushed_is_flushed_by_the_automatic_close() -> None:
         assert ask(server.port, "unflushed 300000") == b"x" * 300000
 
 
+def test_a_peer_that_does_not_read_cannot_pin_the_worker() -> None:
+    with serve("pre_fork=1", "min_fork=1", "max_fork=1", "close_timeout=0.3") as server:
+        server.wait(stats(total=1, idle=1))
+        worker = int(server.matches(FORK)[0].group(2))
+        with connect(server.port) as stalled:
+            stalled.sendall(b"unflushed 20000000\n")  # never read: the flush cannot finish
+            mark = server.mark()
+            server.wait(stats(total=1, idle=0, busy=1), mark)
+            server.wait(stats(total=1, idle=1), mark)  # reset after 0.3 s, idle again
+            assert int(ask(server.port, "pid")) == worker
+            with pytest.raises(ConnectionResetError):
+                while stalled.recv(1 << 20):
+                    pass
+
+
 def test_connections_after_the_worker_left_are_served_by_the_next() -> None:
     with serve("pre_fork=1", "min_fork=1", "max_fork=1", "fork_delay=0.01") as server:
         server.wait(stats(total=1, idle=1))
@@ -66,3 +81,10 @@ def test_connections_after_the_worker_left_are_served_by_the_next() -> None:
         for _ in range(3):
             assert int(ask(server.port, "pid")) > 0
         assert all(match.group(3) == b"0" for match in server.matches(EXIT))
+
+
+def test_listen_and_run_refuse_to_work_inside_a_worker() -> None:
+    with serve("pre_fork=1") as server:
+        assert ask(server.port, "nested").decode().splitlines() == [
+            "listen() cannot be called in a worker (from a handler)",
+            "run() cannot be called in a worker (from a handler)"]

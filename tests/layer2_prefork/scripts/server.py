@@ -7,6 +7,7 @@ Arguments are ``key=value``: any listen() option (``pre_fork=2``,
 * ``local=PATH``: a Unix listener;
 * ``interval=NAME:DELAY[:strict]`` and ``main=NAME``: timer listeners (repeatable);
 * ``prepare=ok|raise|print|hang-first:PATH``; ``finish=print``;
+* ``close_timeout=SECONDS``: how long the automatic close waits for a slow peer;
 * ``pools=2``: declare the same pool twice (each on its own port).
 
 A client sends one command line; see ``connect`` for the commands.
@@ -22,7 +23,7 @@ import stat
 import sys
 import time
 
-from layer2_prefork import TCP, Interval, Local, Main, listen, run, timeout
+from layer2_prefork import TCP, Interval, Local, Main, StartupError, _worker, listen, run, timeout
 
 kept: list[bytes] = []
 
@@ -114,8 +115,14 @@ def connect(conn):  # type: ignore[no-untyped-def]
     elif command == "garbage":
         os.write(control_socket(conn.fileno()), b"garbage!")
         conn.write(b"sent\n")
+    elif command == "nested":
+        for call in (lambda: listen(TCP("127.0.0.1", 0), connect=connect), run):
+            try:
+                call()
+            except StartupError as error:
+                conn.write(f"{error}\n".encode())
     elif command == "unflushed":
-        conn.write(b"x" * int(argument))
+        conn.write_nb(b"x" * int(argument))  # queued; whatever did not fit is left to close
         return None
     conn.flush()
     return None
@@ -144,6 +151,8 @@ def main() -> None:
             finish = say_finished
         elif key == "pools":
             pools = int(value)
+        elif key == "close_timeout":
+            _worker.CLOSE_TIMEOUT = float(value)
         else:
             options[key] = ast.literal_eval(value)
     if tcp != "none":
