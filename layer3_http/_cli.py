@@ -28,7 +28,7 @@ import sys
 from collections.abc import Callable, Sequence
 from typing import Any, NoReturn
 
-from layer2_prefork import TCP, ExitCode, listen, run
+from layer2_prefork import TCP, ExitCode, Local, listen, run
 from layer2_prefork._cli import AlreadyRunning, Pidfile, detach
 from layer2_prefork._logging import FACILITIES, configure, logger
 from layer2_prefork._master import Settings
@@ -63,13 +63,20 @@ def _seconds_or_none(text: str) -> float | None:
     return float(text)
 
 
+def _listener(text: str) -> TCP | Local:
+    try:
+        return parse_listen(text)
+    except ValueError as error:
+        raise argparse.ArgumentTypeError(str(error)) from None
+
+
 def parser() -> argparse.ArgumentParser:
     """The option parser (its help is the command's documentation)."""
     cli = _Parser(prog=PROGRAM, description="Serve an HTTP callback (module:name or "
                   f"script.py[:name], default name {DEFAULT_CALLBACK!r}) or a folder.")
     cli.add_argument("target", nargs="?", help="module:callback, script.py or script.py:callback")
     cli.add_argument("--static", metavar="DIR", help="serve the files of DIR instead of a TARGET")
-    cli.add_argument("--listen", metavar="ADDRESS", action="append", type=parse_listen,
+    cli.add_argument("--listen", metavar="ADDRESS", action="append", type=_listener,
                      help="HOST:PORT, [IPv6]:PORT or unix:PATH (repeatable; "
                           "default 127.0.0.1:8000; port 0 = any free port)")
     pool = cli.add_argument_group("workers")

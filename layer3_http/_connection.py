@@ -42,7 +42,7 @@ from typing import Any
 from layer1_sockets import BufferedSocket
 from layer2_prefork import timeout
 
-from ._errors import ClientError, RequestAPIError
+from ._errors import ClientError
 from ._head import HeadParser, RequestHead
 from ._input import Discard
 from ._options import Options, resolve_arguments
@@ -174,8 +174,12 @@ class Connection:
         """Run the callback and what follows; return whether to keep the connection."""
         try:
             result = self.callback(request)
+            if request.faulty:  # the handler caught the connection's failure
+                log(f"{self._where(request)}: the connection failed during the response")
+                self.sock.reset()
+                return False
             if not request.writer.final_status_given:
-                raise RequestAPIError("the handler returned without sending a status")
+                return self._unanswered(request)
             request.finish()
         except ClientError as error:
             self._client_failed(request, error)
@@ -214,15 +218,24 @@ class Connection:
             self.wire.close_gently()
         return keep
 
+    def _where(self, request: Request) -> str:
+        return f"{describe_peer(self.sock)}: {request.method} {request.head.target}"
+
+    def _unanswered(self, request: Request) -> bool:
+        log(f"{self._where(request)}: the handler returned without sending a status; "
+            "answered 500")
+        self._answer("500 Internal Server Error", request.head)
+        return False
+
     def _client_failed(self, request: Request, error: ClientError) -> None:
-        log(f"{describe_peer(self.sock)}: {request.method} {request.head.target}: {error}")
+        log(f"{self._where(request)}: {error}")
         if request.faulty or request.writer.committed:
             self.sock.reset()
         else:
             self._answer(error.status_line, request.head)
 
     def _handler_failed(self, request: Request, error: Exception) -> None:
-        where = f"{describe_peer(self.sock)}: {request.method} {request.head.target}"
+        where = self._where(request)
         if request.faulty and isinstance(error, OSError):
             log(f"{where}: connection failed: {error!r}")
             self.sock.reset()

@@ -452,11 +452,13 @@ class ResponseWriter:
             self._framing = Framing.NONE
             if code == 205:
                 return [b"Content-Length: 0\r\n"]
-            if length is None and final and self._head_request:
-                length = self._counted
+            if length is None and final and code != 304:
+                length = self._counted  # HEAD: the length GET would have had
             if length is not None:
                 return [b"Content-Length: %d\r\n" % length]
-            return [b"Transfer-Encoding: chunked\r\n"] if self._version >= (1, 1) else []
+            if code == 304 or self._version < (1, 1):
+                return []
+            return [b"Transfer-Encoding: chunked\r\n"]
         if length is None and final:
             length = self._pending_size
         if length is not None:

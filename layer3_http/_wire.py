@@ -169,10 +169,10 @@ class Wire:
         """End the connection so that the last response is not lost.
 
         Flushes, half-closes (the client sees the end), discards what the
-        client still sends until it closes too or `drain_timeout` passes
-        (at most `drain_size_limit` bytes), then closes. Closing with unread
-        input makes the kernel send a reset, which can destroy the response
-        before the client has read it. A failure ends in a reset.
+        client still sends until it closes too or `drain_timeout` passes,
+        then closes (a "lingering close"). Closing with unread input makes
+        the kernel send a reset, and a reset can destroy the response in the
+        client's buffers before it has been read. A failure ends in a reset.
         """
         sock = self.sock
         if sock.closed:
@@ -183,12 +183,12 @@ class Wire:
             sock.finish()
             deadline = None if options.drain_timeout is None else (
                 time.monotonic() + options.drain_timeout)
-            budget = options.drain_size_limit
-            while budget >= 0:
+            while True:
                 count = sock.drain_nb(_READ_BLOCK)
                 if count == 0 or (count is None and not self.wait_input(deadline)):
                     break
-                budget -= count or 0
+                if deadline is not None and time.monotonic() >= deadline:
+                    break
             sock.close()
         except (OSError, ValueError):
             sock.reset()
