@@ -58,6 +58,7 @@ def _seconds(text: str) -> float:
 def parser() -> argparse.ArgumentParser:
     """The option parser (its help is the command's documentation)."""
     cli = _Parser(prog="python -m layer2_prefork",
+                  usage="%(prog)s [options] script.py [args ...]",
                   description="Run a script that declares pools with listen(), then serve them.")
     cli.add_argument("-b", "--background", action="store_true",
                      help="detach from the terminal once the script has run")
@@ -72,7 +73,7 @@ def parser() -> argparse.ArgumentParser:
     cli.add_argument("-i", "--logident", metavar="NAME", help="log to syslog with this ident")
     cli.add_argument("-g", "--graceful-timeout", metavar="SECONDS", type=_seconds, default=30.0,
                      help="after SIGTERM, kill workers still busy after SECONDS (default 30)")
-    cli.add_argument("script", help="the Python script that calls listen()")
+    cli.add_argument("script", nargs="?", help="the Python script that calls listen()")
     cli.add_argument("args", nargs=argparse.REMAINDER, help="arguments for the script")
     return cli
 
@@ -153,6 +154,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     """
     try:
         options = parser().parse_args(argv)
+        if options.script is None:
+            raise CommandLineError("a script is required")
     except CommandLineError as error:
         parser().print_usage(sys.stderr)
         print(f"python -m layer2_prefork: error: {error}", file=sys.stderr)

@@ -24,7 +24,7 @@ def test_graceful_stop_under_load_loses_no_accepted_connection() -> None:
     with serve("pre_fork=0", "min_fork=3", "max_fork=3", "fork_delay=0.01") as server:
         server.wait(stats(total=3, idle=3))
         held = [hold(server.port) for _ in range(3)]
-        queued = [connect(server.port) for _ in range(5)]  # no idle worker: in the backlog
+        queued = [connect(server.port) for _ in range(20)]  # no idle worker: in the backlog
         for sock in queued:
             sock.sendall(b"pid\n")
         mark = server.mark()
