@@ -121,7 +121,10 @@ class Connection:
             self.sock.reset()
             return False
         if head is None:
-            self.sock.close()
+            try:
+                self.sock.close()
+            except OSError:
+                self.sock.reset()
             return False
         try:
             request = Request(self.wire, head, self.options)
@@ -174,6 +177,8 @@ class Connection:
         """Run the callback and what follows; return whether to keep the connection."""
         try:
             result = self.callback(request)
+            if self.sock.closed:  # the handler closed or reset the connection itself
+                return False
             if request.faulty:  # the handler caught the connection's failure
                 log(f"{self._where(request)}: the connection failed during the response")
                 self.sock.reset()
@@ -239,6 +244,9 @@ class Connection:
         if request.faulty and isinstance(error, OSError):
             log(f"{where}: connection failed: {error!r}")
             self.sock.reset()
+        elif request.writer.finished and not request.faulty:
+            log(f"{where}: the handler raised after its response was complete", error)
+            self.wire.close_gently()
         elif request.faulty or request.writer.committed:
             log(f"{where}: the handler raised after the response began; connection reset", error)
             self.sock.reset()

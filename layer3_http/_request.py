@@ -120,6 +120,7 @@ class Request:
         self._streams: dict[str, PostStream] = {}
         self._patterns: list[tuple[re.Pattern[str], PostStream]] = []
         self._form: FormSink | None = None
+        self._form_parsed = False
         self._collect: Collect | None = None
         self._body: bytes | None = None
 
@@ -294,12 +295,15 @@ class Request:
                 if body:
                     form.feed(body)
                 form.end()
-                self._form = form
+                self._form, self._form_parsed = form, True
                 return form
             else:
                 raise RequestAPIError("the request body went to a stream or was discarded")
-        if self._input.sink is self._form and not self._input.complete:
+        if not self._form_parsed:
+            if self._input.sink is not self._form:
+                raise RequestAPIError("the request body was abandoned (monologue)")
             self._read_all()
+            self._form_parsed = True
         return self._form
 
     def _new_form(self) -> FormSink:
