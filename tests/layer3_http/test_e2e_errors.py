@@ -33,7 +33,7 @@ def server() -> Iterator[Server]:
 def impatient() -> Iterator[Server]:
     """A server with one-second timeouts (the tests wait for events, not for time)."""
     with http_server("--workers", "1", "--idle-timeout", "1", "--request-header-timeout", "1",
-                     "--stall-timeout", "1") as running_:
+                     "--stall-timeout", "1", "--response-timeout", "3") as running_:
         yield running_
 
 
@@ -189,6 +189,15 @@ def test_handler_exception_after_the_response_began_resets(server: Server) -> No
     assert worker_pid(server) == before
 
 
+def test_handler_exception_after_a_complete_response_keeps_the_response(server: Server) -> None:
+    before = worker_pid(server)
+    with server.raw() as client:
+        client.send(request_bytes(target="/fail-finished"))
+        assert client.read_response().body == b"hello\n"
+        assert client.closed_by_server()  # closed, gently: the response arrived whole
+    assert worker_pid(server) == before
+
+
 @pytest.mark.parametrize("route", ["/no-status", "/length-mismatch"])
 def test_handler_misuse_gives_500(server: Server, route: str) -> None:
     status, headers, _ = server.get(route)
@@ -243,6 +252,17 @@ def test_stalled_body_gets_408(impatient: Server) -> None:
     with client:
         assert got == 408
         assert client.closed_by_server()
+
+
+def test_response_timeout_kills_a_hanging_worker_which_is_replaced(impatient: Server) -> None:
+    before = worker_pid(impatient)
+    mark = len(impatient.program.lines)
+    with impatient.raw() as client:
+        client.send(request_bytes(target="/hang"))
+        assert client.closed_by_server()  # the watchdog ended the worker, and the connection
+    impatient.program.wait_for_line(rf"worker {before} was killed by signal 14".encode(),
+                                    start=mark)
+    assert worker_pid(impatient) != before
 
 
 def test_client_that_never_reads_is_cut_off(impatient: Server) -> None:

@@ -325,7 +325,7 @@ def test_response_header_injection_raised_gives_500(server: Server, value: str) 
 
 
 def test_echo_example_under_the_command_line() -> None:
-    app = EXAMPLES / "layer3" / "echo_app.py"
+    app = EXAMPLES / "layer3/echo_app.py"
     with http_server(app=app) as echo:
         answer = echo.json("/some/path?a=1&a=2", method="POST", body=b"hello",
                            headers={"X-Demo": "yes"})
@@ -336,7 +336,7 @@ def test_echo_example_under_the_command_line() -> None:
 
 
 def test_echo_example_run_directly() -> None:
-    app = EXAMPLES / "layer3" / "echo_app.py"
+    app = EXAMPLES / "layer3/echo_app.py"
     with running([sys.executable, str(app)]) as program:
         port = program.wait_for_port()
         with socket.create_connection(("127.0.0.1", port), timeout=20) as sock:

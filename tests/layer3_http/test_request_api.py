@@ -296,6 +296,30 @@ def test_monologue_after_the_headers_is_refused() -> None:
     assert len(errors) == 2 and responses[0].status == 200
 
 
+def test_post_params_after_a_monologue_are_refused() -> None:
+    errors: list[BaseException] = []
+
+    def app(request: Request) -> None:
+        request.send_status(200)  # starts the form processing
+        request.monologue()  # and gives it up
+        try:
+            _ = request.post_params
+        except RequestAPIError as error:
+            errors.append(error)
+
+    responses, _ = exchange(app, post("/", b"a=1", FORM), request_bytes())
+    assert len(errors) == 1 and len(responses) == 1
+    assert responses[0].header("Connection") == "close"
+
+
+def test_a_handler_may_reset_the_connection_itself() -> None:
+    def app(request: Request) -> None:
+        request.socket.reset()
+
+    responses, outcome = exchange(app, request_bytes(), request_bytes())
+    assert responses == [] and outcome is True
+
+
 def test_callback_returning_false_retires_the_worker() -> None:
     def retire(request: Request) -> bool:
         answer(request)

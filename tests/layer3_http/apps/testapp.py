@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import os
+import select
 from collections.abc import Callable
 
 from layer3_http import PostMetadata, Request
@@ -90,6 +91,18 @@ def fail_late(request: Request) -> None:
     request.send_data("partial")
     request.flush()
     raise RuntimeError("this handler fails after its response began")
+
+
+def fail_finished(request: Request) -> None:
+    """Complete the response, then raise."""
+    hello(request)
+    request.finish()
+    raise RuntimeError("this handler fails after its response was complete")
+
+
+def hang(request: Request) -> None:
+    """Block for ever (until the response_timeout watchdog kills the worker)."""
+    select.select([], [], [])
 
 
 def no_status(request: Request) -> None:
@@ -230,7 +243,8 @@ def memory_route(request: Request) -> None:
 
 ROUTES: dict[str, Callable[[Request], object]] = {
     "echo": echo, "hello": hello, "pid": pid, "big": big, "chunks": chunks, "fail": fail,
-    "fail-late": fail_late, "no-status": no_status, "form": form, "upload": upload,
+    "fail-late": fail_late, "fail-finished": fail_finished, "hang": hang,
+    "no-status": no_status, "form": form, "upload": upload,
     "stream-body": stream_body, "ignore-body": ignore_body, "inject": inject,
     "monologue": monologue, "defer-echo": defer_echo, "close": close,
     "length-mismatch": length_mismatch, "status": status, "retire": retire,
