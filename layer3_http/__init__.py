@@ -8,9 +8,9 @@ with `generate_handler`, and serve it with `layer2_prefork.listen` and
 
 from ._body import BodyDecoder, LengthDecoder, body_decoder
 from ._chunked import ChunkedDecoder
-from ._connection import Handler, generate_handler
 from ._errors import ClientError, HTTPError, RequestAPIError, reason_phrase
 from ._forms import FirstValues, ValueLists, parse_cookies, parse_query, parse_urlencoded
+from ._handler import Handler, generate_handler
 from ._head import BodyKind, HeadParser, RequestHead
 from ._multipart import (
     MultipartEnd,

@@ -34,7 +34,7 @@ from layer2_prefork._logging import FACILITIES, configure, logger
 from layer2_prefork._master import Settings
 from layer2_prefork._server import configure_run
 
-from ._connection import generate_handler
+from ._handler import generate_handler
 from ._options import Options
 from ._static import static_handler
 from ._target import DEFAULT_CALLBACK, load_callback, parse_listen

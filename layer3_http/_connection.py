@@ -1,8 +1,7 @@
 """The per-connection loop: requests in, responses out, until the connection ends.
 
-`generate_handler` wraps an HTTP callback into a layer 2 ``connect``
-handler. For each connection it runs a `Connection`, whose loop reads like
-a list:
+The handler that `generate_handler` makes runs one `Connection` per
+connection. Its loop reads like a list:
 
 1. wait for the next request head: up to `idle_timeout` for its first
    byte (then close quietly), up to `request_header_timeout` for the rest
@@ -26,8 +25,8 @@ connection reset, once the response has begun). A connection that breaks
 is logged in one line. Everything logged goes to the worker's stderr,
 which layer 2 turns into log lines with the worker's PID.
 
-Moonbridge: the function ``http.generate_handler`` returns (the
-``repeat ... until`` loop over requests).
+Moonbridge: the ``repeat ... until`` loop over requests in the function
+that ``http.generate_handler`` returns.
 """
 
 from __future__ import annotations
@@ -37,7 +36,6 @@ import sys
 import time
 import traceback
 from collections.abc import Callable
-from typing import Any
 
 from layer1_sockets import BufferedSocket
 from layer2_prefork import timeout
@@ -45,12 +43,12 @@ from layer2_prefork import timeout
 from ._errors import ClientError
 from ._head import HeadParser, RequestHead
 from ._input import Discard
-from ._options import Options, resolve_arguments
+from ._options import Options
 from ._request import Request
 from ._response import ResponseWriter
 from ._wire import Wire
 
-__all__ = ["Connection", "Handler", "generate_handler", "log"]
+__all__ = ["Connection", "describe_peer", "log"]
 
 
 def log(message: str, error: BaseException | None = None) -> None:
@@ -287,68 +285,3 @@ def _earliest(first: float | None, second: float | None) -> float | None:
     if first is None:
         return second
     return first if second is None else min(first, second)
-
-
-class Handler:
-    """A layer 2 ``connect`` handler that speaks HTTP (what `generate_handler` returns).
-
-    Calling it with a connection serves that connection's requests. It
-    returns `False` (the worker retires) only when the callback returned
-    `False`; anything else the callback does never ends the worker.
-
-    Attributes:
-        callback: The HTTP callback.
-        options: The validated options.
-    """
-
-    def __init__(self, callback: Callable[[Request], object], options: Options) -> None:
-        self.callback = callback
-        self.options = options
-
-    def __call__(self, conn: object) -> bool:
-        if not isinstance(conn, BufferedSocket):
-            log(f"the HTTP handler was given {conn!r}, not a connection; ignored")
-            return True
-        connection = Connection(conn, self.callback, self.options)
-        connection.serve()
-        return not connection.retire
-
-    def __repr__(self) -> str:
-        return f"<Handler {self.callback!r}>"
-
-
-def generate_handler(callback: Any, options: Any = None, /, **overrides: Any) -> Handler:
-    """Turn an HTTP callback into a ``connect`` handler for `layer2_prefork.listen`.
-
-    The callback receives one `Request` per request. Options are checked
-    here, before any fork: pass an `Options`, a mapping, keyword arguments,
-    or several of them (later ones win). The callback and the options may
-    come in either order, as in the original.
-
-    Args:
-        callback: ``callback(request)``; returning `False` retires the worker
-            after this connection.
-        options: An `Options`, a mapping of option names, or `None`.
-        **overrides: Option names and values.
-
-    Returns:
-        The handler, to pass as ``connect=`` to `layer2_prefork.listen`.
-
-    Raises:
-        TypeError: No callable callback, or options of the wrong kind.
-        ValueError: An unknown option or a wrong value (the message names it).
-
-    Examples:
-        >>> def app(request):
-        ...     request.send_status("200 OK")
-        ...     request.send_data("hello\\n")
-        >>> handler = generate_handler(app, idle_timeout=10)
-        >>> handler.options.idle_timeout
-        10.0
-        >>> generate_handler({"stall_timeout": 5}, app).options.stall_timeout
-        5.0
-
-    Moonbridge: ``http.generate_handler(callback, options)``.
-    """
-    resolved_callback, resolved = resolve_arguments(callback, options, overrides)
-    return Handler(resolved_callback, resolved)

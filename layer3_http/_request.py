@@ -35,16 +35,17 @@ from __future__ import annotations
 import os
 import re
 from collections.abc import Callable, Mapping, Sequence
-from typing import IO
+from typing import IO, TypeVar
 
 from layer1_sockets import BufferedSocket
 
 from ._errors import RequestAPIError
 from ._forms import FirstValues, ValueLists, parse_cookies, parse_query
 from ._head import RequestHead
-from ._input import Collect, Discard, RequestInput, Stream
+from ._input import Discard, RequestInput
 from ._options import Options
-from ._post import FormSink, PostMetadata, PostStream, compile_pattern
+from ._post import PostMetadata, PostStream
+from ._reading import BodyReader
 from ._response import ResponseWriter, parse_status
 from ._tables import HeaderTables
 from ._wire import Wire
@@ -53,6 +54,7 @@ __all__ = ["Request"]
 
 _CONTINUE = b"HTTP/1.1 100 Continue\r\n\r\n"
 _FILE_BLOCK = 65536
+T = TypeVar("T")
 
 
 def _as_bytes(value: object) -> bytes:
@@ -115,14 +117,10 @@ class Request:
             keep_alive=head.keep_alive, static_fields=options.static_fields,
             minimum_chunk_size=options.output_chunk_size)
         self._input = RequestInput(wire, head, options, self._send_continue)
+        self._reader = BodyReader(self._input, self.headers_value["Content-Type"],
+                                  options.input_chunk_size)
         self._faulty = False
         self._deferred = False
-        self._streams: dict[str, PostStream] = {}
-        self._patterns: list[tuple[re.Pattern[str], PostStream]] = []
-        self._form: FormSink | None = None
-        self._form_parsed = False
-        self._collect: Collect | None = None
-        self._body: bytes | None = None
 
     def __repr__(self) -> str:
         return f"<Request {self.method} {self.head.target}>"
@@ -161,9 +159,11 @@ class Request:
             self._faulty = True
             raise
 
-    def _read_all(self) -> None:
+    def _reading(self, action: Callable[[], T]) -> T:
+        """Run a body read; a failure of the connection makes the request faulty."""
+        self._check_usable()
         try:
-            self._input.read_all()
+            return action()
         except OSError:
             self._faulty = True
             raise
@@ -186,20 +186,7 @@ class Request:
 
         Moonbridge: ``request.body``.
         """
-        if self._body is None:
-            self._check_usable()
-            sink = self._input.sink
-            if sink is None:
-                if self._streams or self._patterns:
-                    raise RequestAPIError("request.body would bypass stream_post_param handlers")
-                self._collect = Collect()
-                self._input.attach(self._collect)
-            elif sink is not self._collect:
-                raise RequestAPIError("the request body is already being processed otherwise")
-            self._read_all()
-            assert self._collect is not None
-            self._body = self._collect.value
-        return self._body
+        return self._reading(self._reader.body)
 
     def stream_request_body(self, callback: Callable[[bytes], object] | None) -> None:
         """Read the body now, passing each piece to `callback`; return at its end.
@@ -215,19 +202,7 @@ class Request:
 
         Moonbridge: ``request:stream_request_body(callback)``.
         """
-        self._check_usable()
-        sink = self._input.sink
-        if callback is None:
-            if sink is None:
-                self._input.attach(Discard())
-            elif self._input.abandoned or self._input.complete:
-                return
-            self._read_all()
-            return
-        if sink is not None or self._streams or self._patterns:
-            raise RequestAPIError("stream_request_body() after the body processing was chosen")
-        self._input.attach(Stream(callback))
-        self._read_all()
+        self._reading(lambda: self._reader.stream(callback))
 
     def stream_post_param(self, field_name: str, callback: PostStream) -> None:
         """Stream the form field `field_name` to `callback` instead of collecting it.
@@ -236,14 +211,16 @@ class Request:
         metadata)`` (``b""`` for an empty field), then ``(chunk)`` for each
         further piece, then with no arguments at its end. The metadata is a
         `PostMetadata`. Memory use stays flat whatever the field's size.
+        An urlencoded field goes to its handler in one chunk.
 
         Raises:
             RequestAPIError: The body processing has already begun.
+            TypeError: `callback` is not callable.
 
         Moonbridge: ``request:stream_post_param(field_name, callback)``.
         """
-        self._check_registration(callback)
-        self._streams[field_name] = callback
+        self._check_usable()
+        self._reader.register(field_name, None, callback)
 
     def stream_post_params(self, pattern: str | re.Pattern[str], callback: PostStream) -> None:
         """Like `stream_post_param`, for every field whose name `pattern` matches.
@@ -255,15 +232,8 @@ class Request:
         Moonbridge: ``request:stream_post_params(pattern, callback)``
         (a Lua pattern there).
         """
-        self._check_registration(callback)
-        self._patterns.append((compile_pattern(pattern), callback))
-
-    def _check_registration(self, callback: object) -> None:
         self._check_usable()
-        if not callable(callback):
-            raise TypeError(f"the stream callback must be callable, not {callback!r}")
-        if self._input.sink is not None or self._body is not None:
-            raise RequestAPIError("stream handlers must be registered before the body is processed")
+        self._reader.register(None, pattern, callback)
 
     def process_request_body(self) -> None:
         """Read the whole body now and parse it as a form.
@@ -274,57 +244,20 @@ class Request:
 
         Moonbridge: ``request:process_request_body()``.
         """
-        self._check_usable()
-        sink = self._input.sink
-        if isinstance(sink, Stream | Discard):
-            if not self._input.complete and not self._input.abandoned:
-                self._read_all()
-            return
-        self._complete_form()
-
-    def _complete_form(self) -> FormSink:
-        """Return the form sink once the whole body went through it."""
-        if self._form is None:
-            sink = self._input.sink
-            if sink is None:
-                self._form = self._new_form()
-                self._input.attach(self._form)
-            elif sink is self._collect:
-                form = self._new_form()
-                body = self.body
-                if body:
-                    form.feed(body)
-                form.end()
-                self._form, self._form_parsed = form, True
-                return form
-            else:
-                raise RequestAPIError("the request body went to a stream or was discarded")
-        if not self._form_parsed:
-            if self._input.sink is not self._form:
-                raise RequestAPIError("the request body was abandoned (monologue)")
-            self._read_all()
-            self._form_parsed = True
-        return self._form
-
-    def _new_form(self) -> FormSink:
-        return FormSink(self.headers_value["Content-Type"], self._streams, self._patterns,
-                        self._options.input_chunk_size)
-
-    def _form_fields(self) -> FormSink:
-        self._check_usable()
-        return self._complete_form()
+        self._reading(self._reader.process)
 
     @property
     def post_params(self) -> Mapping[str, str]:
         """Form field -> its first value; reading it processes the body.
 
         Filled for ``application/x-www-form-urlencoded`` and
-        ``multipart/form-data`` bodies (values decoded as UTF-8); empty for
-        any other content type. Fields given to a stream handler are not here.
+        ``multipart/form-data`` bodies (values decoded as UTF-8, so stream
+        binary files with `stream_post_param` instead); empty for any other
+        content type. Fields given to a stream handler are not here.
 
         Moonbridge: ``request.post_params``.
         """
-        return FirstValues(self._form_fields().params)
+        return FirstValues(self._reading(self._reader.form).params)
 
     @property
     def post_params_list(self) -> Mapping[str, list[str]]:
@@ -332,7 +265,7 @@ class Request:
 
         Moonbridge: ``request.post_params_list``.
         """
-        return ValueLists(self._form_fields().params)
+        return ValueLists(self._reading(self._reader.form).params)
 
     @property
     def post_metadata(self) -> Mapping[str, PostMetadata]:
@@ -340,7 +273,7 @@ class Request:
 
         Moonbridge: ``request.post_metadata``.
         """
-        return FirstValues(self._form_fields().metadata)
+        return FirstValues(self._reading(self._reader.form).metadata)
 
     @property
     def post_metadata_list(self) -> Mapping[str, list[PostMetadata]]:
@@ -348,7 +281,7 @@ class Request:
 
         Moonbridge: ``request.post_metadata_list``.
         """
-        return ValueLists(self._form_fields().metadata)
+        return ValueLists(self._reading(self._reader.form).metadata)
 
     def defer_reading(self) -> None:
         """Do not read the body automatically when the response starts or blocks.
@@ -391,9 +324,9 @@ class Request:
 
     def _start_body_processing(self) -> None:
         """The response starts and nobody chose what to do with the body."""
-        form = self._new_form()
+        form = self._reader.new_form()
         if form.wanted:
-            self._form = form
+            self._reader.adopt_form(form)
             self._input.attach(form, quiet=True)
             if self._input.continue_pending:
                 self._input.note_continue_sent()

@@ -1,0 +1,151 @@
+"""The handler's ways to read a request body, and the rules between them.
+
+`BodyReader` is the body half of a `Request`. A handler reads a body in
+one of four ways, and the first one it uses decides (`RequestInput`
+attaches the matching sink, see `_input`):
+
+* ``request.body``: the whole body as bytes, kept (reading it again is
+  free, and form fields can still be parsed from it afterwards);
+* ``stream_request_body(callback)``: each piece to the callback, now;
+* ``post_params`` and its three siblings, or ``process_request_body()``:
+  the body parsed as a form, with the form-field stream handlers
+  registered before (``stream_post_param``, ``stream_post_params``);
+* nothing: when the response starts, `Request` takes the form in
+  automatically (`adopt_form`), or discards a body of another type.
+
+What is refused, with `RequestAPIError`: registering a form-field stream
+handler once the body is being processed; streaming or keeping the raw
+body once it went elsewhere (or while stream handlers wait for form
+fields); form fields from a body that was abandoned (``monologue``).
+
+Invariants: the form sink is made at most once per request; the fields a
+handler reads are always complete (every read blocks until the body
+ended); nothing here writes to the connection except through the
+``100 Continue`` that `RequestInput` sends before the first body byte.
+
+Moonbridge: ``request.body``, ``stream_request_body``,
+``stream_post_param(s)``, ``process_request_body`` and the
+``post_params`` tables.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable
+
+from ._errors import RequestAPIError
+from ._input import Collect, Discard, RequestInput, Stream
+from ._post import FormSink, PostStream, compile_pattern
+
+__all__ = ["BodyReader"]
+
+
+class BodyReader:
+    """The body reading state of one request.
+
+    Args:
+        body: The request's input (decoder, sink, reading rules).
+        content_type: The request's `Content-Type` (`headers_value`).
+        piece_size: The most bytes per piece given to stream handlers.
+    """
+
+    def __init__(self, body: RequestInput, content_type: str | bool | None,
+                 piece_size: int) -> None:
+        self._input = body
+        self._content_type = content_type
+        self._piece_size = piece_size
+        self._streams: dict[str, PostStream] = {}
+        self._patterns: list[tuple[re.Pattern[str], PostStream]] = []
+        self._form: FormSink | None = None
+        self._form_parsed = False
+        self._collect: Collect | None = None
+        self._body: bytes | None = None
+
+    @property
+    def registered(self) -> bool:
+        """Form-field stream handlers are registered."""
+        return bool(self._streams or self._patterns)
+
+    def body(self) -> bytes:
+        """Return the whole body, reading it on the first call (see `Request.body`)."""
+        if self._body is None:
+            sink = self._input.sink
+            if sink is None:
+                if self.registered:
+                    raise RequestAPIError("request.body would bypass stream_post_param handlers")
+                self._collect = Collect()
+                self._input.attach(self._collect)
+            elif sink is not self._collect:
+                raise RequestAPIError("the request body is already being processed otherwise")
+            self._input.read_all()
+            assert self._collect is not None
+            self._body = self._collect.value
+        return self._body
+
+    def stream(self, callback: Callable[[bytes], object] | None) -> None:
+        """Stream the body to `callback`, or discard it (see `Request.stream_request_body`)."""
+        sink = self._input.sink
+        if callback is None:
+            if sink is None:
+                self._input.attach(Discard())
+            elif self._input.abandoned or self._input.complete:
+                return
+            self._input.read_all()
+            return
+        if sink is not None or self.registered:
+            raise RequestAPIError("stream_request_body() after the body processing was chosen")
+        self._input.attach(Stream(callback))
+        self._input.read_all()
+
+    def register(self, name: str | None, pattern: str | re.Pattern[str] | None,
+                 callback: PostStream) -> None:
+        """Register a form-field stream handler for `name`, or for `pattern`."""
+        if not callable(callback):
+            raise TypeError(f"the stream callback must be callable, not {callback!r}")
+        if self._input.sink is not None or self._body is not None:
+            raise RequestAPIError("stream handlers must be registered before the body is processed")
+        if name is not None:
+            self._streams[name] = callback
+        else:
+            assert pattern is not None
+            self._patterns.append((compile_pattern(pattern), callback))
+
+    def process(self) -> None:
+        """Read the whole body now (see `Request.process_request_body`)."""
+        if isinstance(self._input.sink, Stream | Discard):
+            if not self._input.complete and not self._input.abandoned:
+                self._input.read_all()
+            return
+        self.form()
+
+    def new_form(self) -> FormSink:
+        """A form sink for this request's content type and stream handlers."""
+        return FormSink(self._content_type, self._streams, self._patterns, self._piece_size)
+
+    def adopt_form(self, form: FormSink) -> None:
+        """Use `form`, already attached to the input by the automatic start."""
+        self._form = form
+
+    def form(self) -> FormSink:
+        """Return the form sink once the whole body went through it."""
+        if self._form is None:
+            sink = self._input.sink
+            if sink is None:
+                self._form = self.new_form()
+                self._input.attach(self._form)
+            elif sink is self._collect:
+                form = self.new_form()
+                body = self.body()
+                if body:
+                    form.feed(body)
+                form.end()
+                self._form, self._form_parsed = form, True
+                return form
+            else:
+                raise RequestAPIError("the request body went to a stream or was discarded")
+        if not self._form_parsed:
+            if self._input.sink is not self._form:
+                raise RequestAPIError("the request body was abandoned (monologue)")
+            self._input.read_all()
+            self._form_parsed = True
+        return self._form
