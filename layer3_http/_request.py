@@ -289,7 +289,9 @@ class Request:
         Lets a handler answer before the body has arrived (and read it
         later, or never). Beware: a client that sends its whole body before
         reading can then deadlock with a large response; only stall
-        timeouts end that.
+        timeouts end that. And a client waiting for ``100 Continue`` gets
+        none once the response head went out: it sends the body after a
+        wait of its own (curl waits one second), or not at all.
 
         Moonbridge: ``request:defer_reading()``.
         """

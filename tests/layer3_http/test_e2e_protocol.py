@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import email.utils
 import json
-import shutil
+import os
 import socket
 import subprocess
 import sys
@@ -21,7 +21,7 @@ import pytest
 from http_support import RawClient, Server, http_server, request_bytes
 from support import EXAMPLES, running
 
-CURL = shutil.which("curl") if shutil.which("curl") == "/usr/bin/curl" else None
+CURL = "/usr/bin/curl" if os.path.exists("/usr/bin/curl") else None
 needs_curl = pytest.mark.skipif(CURL is None, reason="curl is not installed at /usr/bin/curl")
 
 
@@ -94,6 +94,21 @@ def test_handler_close_after_finish_sends_connection_close(server: Server) -> No
         response = client.read_response()
         assert response.header("Connection") == "close"
         assert client.closed_by_server()
+
+
+def test_absolute_form_target(server: Server) -> None:
+    with server.raw() as client:
+        client.send(request_bytes(target="http://example.org:8080/echo?q=1",
+                                  headers=[("Host", "example.org:8080")]))
+        answer = json.loads(client.read_response().body)
+    assert (answer["path"], answer["query"]) == ("echo", "?q=1")
+
+
+def test_options_asterisk_reaches_the_handler(server: Server) -> None:
+    with server.raw() as client:
+        client.send(request_bytes("OPTIONS", "*"), request_bytes())
+        assert client.read_response().status == 404  # the app routes on the path: None
+        assert client.read_response().body == b"hello\n"
 
 
 # -- framing of responses ------------------------------------------------------------
