@@ -13,12 +13,15 @@ waits and goes on. A flush that could not complete stays owed, and later
 calls continue it.
 
 Corking: on TCP the socket runs with ``TCP_NODELAY``, so whatever one
-``send()`` hands over leaves at once, a possibly small last segment
-included. While a whole block or more goes out (several sends), the socket
-is corked (``TCP_CORK``): the kernel then builds full segments across send
-boundaries. The completed flush uncorks, which sends the last partial
-segment at once. The kernel also sends corked data after 200 ms, so a
-forgotten flush delays data but never strands it.
+``send()`` hands over leaves at once, a small last segment included. When
+a whole block or more goes out in several sends, the socket is corked
+(``TCP_CORK``) for the length of that loop: the kernel then builds full
+segments across send boundaries, and uncorking at the end sends the last
+partial one at once. The socket is never left corked when a call returns
+or waits: a corked socket whose peer offers a window smaller than one
+segment (a slow reader; on loopback a segment is 64 KiB) would send
+nothing until the kernel's persist timer fires, so a blocked writer
+uncorks first and lets the kernel send what fits.
 
 Invariant: the first send error is kept and raised by every later write
 (sticky); after ``finish`` every write raises `SocketFinishedError`.
@@ -89,14 +92,15 @@ class Writer:
                 else:
                     progress = self.transport.push()
                 if not progress:
+                    self.cork(False)  # never wait corked (see the module docstring)
                     if wait is None:
                         return
                     wait()
+            self.flush_owed = False
         except OSError as error:
             self.error = error
             raise
-        if self.flush_owed:
-            self.flush_owed = False
+        finally:
             self.cork(False)
 
     def continue_flush(self) -> None:
