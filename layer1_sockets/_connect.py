@@ -18,13 +18,46 @@ import socket
 
 from ._buffered import BufferedSocket
 
-__all__ = ["localconnect", "localconnect_nb", "tcpconnect", "tcpconnect_nb"]
+__all__ = ["Address", "connect_first", "localconnect", "localconnect_nb", "tcpconnect",
+           "tcpconnect_nb"]
 
 
-def _resolve(host: str, port: int) -> list[tuple[int, int, int, tuple[object, ...]]]:
+Address = tuple[int, int, int, tuple[object, ...]]
+"""One resolved address: family, socket type, protocol, socket address."""
+
+
+def _resolve(host: str, port: int) -> list[Address]:
     infos = socket.getaddrinfo(host, port, socket.AF_UNSPEC, socket.SOCK_STREAM)
     return [(family, kind, proto, tuple(address))
             for family, kind, proto, _, address in infos]
+
+
+def connect_first(addresses: list[Address]) -> BufferedSocket:
+    """Connect to the first address that answers, trying them in order.
+
+    Every socket that fails is closed before the next address is tried.
+
+    Raises:
+        OSError: The error of the last address (nothing else stays open).
+        ValueError: `addresses` is empty.
+    """
+    if not addresses:
+        raise ValueError("no address to connect to")
+    last_error: OSError | None = None
+    for family, kind, proto, address in addresses:
+        sock = socket.socket(family, kind, proto)
+        try:
+            sock.connect(address)
+        except OSError as error:
+            sock.close()
+            last_error = error
+            continue
+        return BufferedSocket(sock)
+    assert last_error is not None
+    try:
+        raise last_error
+    finally:
+        last_error = None  # no reference cycle through the traceback
 
 
 def tcpconnect(host: str, port: int) -> BufferedSocket:
@@ -45,21 +78,7 @@ def tcpconnect(host: str, port: int) -> BufferedSocket:
     Moonbridge: ``moonbridge_io.tcpconnect(hostname, port)`` (which leaked
     the socket when connecting failed).
     """
-    last_error: OSError | None = None
-    for family, kind, proto, address in _resolve(host, port):
-        sock = socket.socket(family, kind, proto)
-        try:
-            sock.connect(address)
-        except OSError as error:
-            sock.close()
-            last_error = error
-            continue
-        return BufferedSocket(sock)
-    assert last_error is not None  # getaddrinfo returns addresses or raises
-    try:
-        raise last_error
-    finally:
-        last_error = None  # no reference cycle through the traceback
+    return connect_first(_resolve(host, port))
 
 
 def _start(sock: socket.socket, address: tuple[object, ...] | str) -> BufferedSocket:
