@@ -34,6 +34,7 @@ Invariants:
 
 from __future__ import annotations
 
+import contextlib
 import socket
 import ssl
 import struct
@@ -366,7 +367,8 @@ class BufferedSocket(SocketInfo):
         try:
             if not self._writer.finished and self._writer.error is None:
                 self.flush()
-                self._send_close_notify()
+                with contextlib.suppress(OSError):  # a peer that left needs no alert
+                    self._send_close_notify()
         finally:
             self._release()
 

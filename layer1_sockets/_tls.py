@@ -89,6 +89,10 @@ class TLSTransport:
                 done = True
             except ssl.SSLWantReadError:
                 done = False
+            except ssl.SSLError:
+                self._collect()  # the alert that tells the peer why
+                self._push_quietly()
+                raise
             self._collect()
             while not self.push():
                 wait("w")
@@ -152,6 +156,12 @@ class TLSTransport:
             if not self._backlog.send_head(self._send, _SEND_LIMIT):
                 return False
         return True
+
+    def _push_quietly(self) -> None:
+        try:
+            self.push()
+        except OSError:
+            pass  # the peer is gone: it needs no alert any more
 
     def pending(self) -> int:
         """Decrypted bytes held inside the TLS layer."""
