@@ -100,7 +100,7 @@ def test_any_bytes_like_object_is_sent_as_it_was_at_write_time(pair: Pair) -> No
     client, server = pair
     mutable = bytearray(b"before")
     numbers = array.array("H", [0x4141, 0x4242])  # any flat buffer, sent byte for byte
-    client.write(mutable, memoryview(b"|view|"), numbers)
+    client.write(mutable, memoryview(b"|view|"), memoryview(numbers))
     mutable[:] = b"AFTER!"  # the queue kept a copy
     client.flush()
     assert server.read(16) == b"before|view|" + numbers.tobytes()
