@@ -1,0 +1,238 @@
+"""Slow and idle clients, and handlers that never end: every one of them is cut off in time.
+
+A pre-forking server gives each connection a whole worker, so a client that
+dribbles its request (slowloris), connects and says nothing, or trickles a
+body, holds that worker until a timeout ends it. These tests run a server
+with two workers and short timeouts (``--idle-timeout 1``,
+``--request-header-timeout 2``, ``--stall-timeout 1``,
+``--response-timeout 3``) and prove, with real sockets:
+
+* each slow or silent connection is ended when its timeout expires (408 for
+  a head that never completes, a silent close for a connection that never
+  starts a request, a killed worker for a body that never completes or a
+  handler that never answers), never much later;
+* while they hold every worker, a normal client waits in the backlog and is
+  served as soon as a worker is free, and afterwards the server serves at
+  full strength, with the same workers where no worker had to be killed.
+
+Pacing is a bounded wait on the sockets (a client sends its next byte when
+the server has said nothing for 0.25 s); nothing sleeps. Neighbouring
+tests in ``test_e2e_errors.py`` cover one slow client alone (408 for a late
+or slowly sent head, the quiet close of an idle connection, a stalled body,
+a client that never reads its response).
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import selectors
+import socket
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from http_support import Server, http_server
+
+RECORDER = Path(__file__).resolve().parent.parent / "hostile_apps" / "recorder.py"
+IDLE, HEAD, STALL, RESPONSE = 1.0, 2.0, 1.0, 3.0
+PACE = 0.25
+SLACK = 8.0  # generous: the machine is shared
+TIMEOUT = 20.0
+BUSY = re.compile(rb"pool 0: stats total=2 idle=0 busy=2 ")
+READY = re.compile(rb"pool 0: stats total=2 idle=2 busy=0 ")
+REQUEST = b"GET /front HTTP/1.1\r\nHost: x\r\n\r\n"
+
+
+@pytest.fixture
+def server() -> Iterator[Server]:
+    """A fresh server per test: each test starts with two idle workers."""
+    with http_server("--workers", "2", "--stats", "--idle-timeout", str(IDLE),
+                     "--request-header-timeout", str(HEAD), "--stall-timeout", str(STALL),
+                     "--response-timeout", str(RESPONSE), "--drain-timeout", "1",
+                     app=RECORDER) as running_:
+        running_.program.wait_for_line(READY, TIMEOUT)
+        yield running_
+
+
+def connect(server: Server) -> socket.socket:
+    sock = socket.create_connection(("127.0.0.1", server.port), timeout=TIMEOUT)
+    sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+    return sock
+
+
+def read_to_end(sock: socket.socket) -> bytes:
+    """Everything the server sends until it closes (a reset ends it too)."""
+    received = bytearray()
+    try:
+        while chunk := sock.recv(65536):
+            received += chunk
+    except ConnectionResetError:
+        pass
+    return bytes(received)
+
+
+def served_pid(server: Server) -> int:
+    """One request on a new connection; the PID of the worker that answered it."""
+    with connect(server) as sock:
+        sock.sendall(b"GET /front HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
+        head, _, body = read_to_end(sock).partition(b"\r\n\r\n")
+    assert head.startswith(b"HTTP/1.1 200 "), head
+    return int(json.loads(body)["pid"])
+
+
+def both_workers_serve(server: Server) -> set[int]:
+    """Two requests at once on two connections: both answered, by two workers."""
+    socks = [connect(server) for _ in range(2)]
+    try:
+        for sock in socks:
+            sock.sendall(b"GET /front HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
+        answers = [read_to_end(sock).partition(b"\r\n\r\n") for sock in socks]
+    finally:
+        for sock in socks:
+            sock.close()
+    assert all(head.startswith(b"HTTP/1.1 200 ") for head, _, _ in answers), answers
+    return {int(json.loads(body)["pid"]) for _, _, body in answers}
+
+
+def dribble(socks: list[socket.socket], data: bytes,
+            watch: tuple[socket.socket, ...] = ()) -> dict[socket.socket, float]:
+    """Send `data` a byte at a time on every socket, one byte per PACE seconds of silence.
+
+    Args:
+        socks: The slow clients.
+        data: What each of them sends.
+        watch: Other sockets to watch (they send nothing).
+
+    Returns:
+        When each socket became readable (the server answered or closed),
+        in monotonic seconds.
+    """
+    ended: dict[socket.socket, float] = {}
+    position = dict.fromkeys(socks, 0)
+    socks = [*socks, *watch]
+    deadline = time.monotonic() + TIMEOUT
+    with selectors.DefaultSelector() as selector:
+        for sock in socks:
+            selector.register(sock, selectors.EVENT_READ)
+        while len(ended) < len(socks) and time.monotonic() < deadline:
+            for key, _ in selector.select(PACE):
+                ended[key.fileobj] = time.monotonic()  # type: ignore[index]
+                selector.unregister(key.fileobj)
+            for sock in socks:
+                if sock not in ended and position.get(sock, len(data)) < len(data):
+                    try:
+                        sock.send(data[position[sock] : position[sock] + 1])
+                    except OSError:
+                        continue
+                    position[sock] += 1
+    assert len(ended) == len(socks), "a slow client was never cut off"
+    return ended
+
+
+def test_slowloris_clients_get_408_and_a_waiting_client_is_served_when_a_worker_frees(
+        server: Server) -> None:
+    before = both_workers_serve(server)
+    mark = len(server.program.lines)
+    slow = [connect(server) for _ in range(2)]
+    waiting = connect(server)
+    try:
+        started = time.monotonic()
+        for sock in slow:
+            sock.send(b"G")  # the first byte starts the head timeout
+        server.program.wait_for_line(BUSY, TIMEOUT, mark)
+        waiting.sendall(REQUEST)  # no idle worker: this one waits in the backlog
+        ended = dribble(slow, b"ET /front HTTP/1.1\r\nHost: x\r\nX-Slow: " + b"y" * 200,
+                        watch=(waiting,))
+        assert waiting.recv(65536).startswith(b"HTTP/1.1 200 ")
+        for sock in slow:
+            assert read_to_end(sock).startswith(b"HTTP/1.1 408 ")
+        first_cut = min(ended[sock] for sock in slow)
+        assert HEAD * 0.8 <= first_cut - started < HEAD + SLACK
+        # Served after a worker was freed, not before, and soon after.
+        assert first_cut <= ended[waiting] < first_cut + SLACK
+    finally:
+        for sock in [*slow, waiting]:
+            sock.close()
+    assert both_workers_serve(server) == before  # the same two workers, back at work
+    assert server.worker_exits() == []
+
+
+def test_silent_connections_are_closed_without_a_word_and_free_their_workers(
+        server: Server) -> None:
+    before = both_workers_serve(server)
+    mark = len(server.program.lines)
+    started = time.monotonic()
+    silent = [connect(server) for _ in range(4)]  # twice as many as there are workers
+    waiting = None
+    try:
+        server.program.wait_for_line(BUSY, TIMEOUT, mark)
+        waiting = connect(server)
+        waiting.sendall(REQUEST)
+        ended = dribble(silent, b"", watch=(waiting,))
+        for sock in silent:
+            assert read_to_end(sock) == b""  # an idle connection gets no 408, only the end
+        first_cut = min(ended[sock] for sock in silent)
+        assert first_cut - started >= IDLE * 0.8
+        assert max(ended.values()) - started < 3 * IDLE + SLACK  # in turns, two at a time
+        assert first_cut <= ended[waiting] < first_cut + SLACK
+        assert waiting.recv(65536).startswith(b"HTTP/1.1 200 ")
+    finally:
+        for sock in silent:
+            sock.close()
+        if waiting is not None:
+            waiting.close()
+    assert both_workers_serve(server) == before
+    assert server.worker_exits() == []
+
+
+def test_a_kept_alive_connection_that_goes_quiet_frees_its_worker(server: Server) -> None:
+    before = both_workers_serve(server)
+    quiet = [connect(server) for _ in range(2)]
+    try:
+        for sock in quiet:
+            sock.sendall(REQUEST)
+            assert sock.recv(65536).startswith(b"HTTP/1.1 200 ")
+        started = time.monotonic()
+        ended = dribble(quiet, b"")
+        assert max(ended.values()) - started < IDLE + SLACK
+        assert all(read_to_end(sock) == b"" for sock in quiet)
+    finally:
+        for sock in quiet:
+            sock.close()
+    assert both_workers_serve(server) == before
+
+
+def test_a_trickled_body_is_ended_by_the_response_timeout(server: Server) -> None:
+    mark = len(server.program.lines)
+    with connect(server) as slow:
+        slow.sendall(b"POST /front HTTP/1.1\r\nHost: x\r\nContent-Length: 100000\r\n\r\n")
+        started = time.monotonic()
+        dribble([slow], b"z" * 100000)  # one byte per 0.25 s: never a stall, never done
+        elapsed = time.monotonic() - started
+        assert not read_to_end(slow).startswith(b"HTTP/1.1 200")
+    assert RESPONSE * 0.8 <= elapsed < RESPONSE + SLACK
+    killed = server.program.wait_for_line(
+        rb"worker (\d+) was killed by signal 14 \(SIGALRM\)", TIMEOUT, mark)
+    server.program.wait_for_line(READY, TIMEOUT, mark)  # replaced: two idle workers again
+    assert int(killed[1]) not in both_workers_serve(server)
+
+
+def test_a_handler_that_hangs_is_ended_by_the_response_timeout(server: Server) -> None:
+    before = both_workers_serve(server)
+    mark = len(server.program.lines)
+    with connect(server) as hanging:
+        hanging.sendall(b"GET /hang HTTP/1.1\r\nHost: x\r\n\r\n")
+        started = time.monotonic()
+        server.program.wait_for_line(rb"^RECORDED \d+ GET /hang ", TIMEOUT, mark)
+        other = served_pid(server)  # the other worker serves meanwhile
+        assert read_to_end(hanging) == b""  # the watchdog ends the worker, no answer
+        elapsed = time.monotonic() - started
+    assert RESPONSE * 0.8 <= elapsed < RESPONSE + SLACK
+    killed = int(server.program.wait_for_line(
+        rb"worker (\d+) was killed by signal 14 \(SIGALRM\)", TIMEOUT, mark)[1])
+    assert killed in before and other in before and killed != other
+    server.program.wait_for_line(READY, TIMEOUT, mark)
+    after = both_workers_serve(server)
+    assert other in after and killed not in after
