@@ -44,7 +44,7 @@ from typing import Self
 
 from ._errors import SocketClosedError, SocketStateError
 from ._info import SocketInfo
-from ._poll import wait_ready
+from ._poll import poll, wait_ready
 from ._reader import Reader, terminator_byte
 from ._tls import TLSTransport
 from ._transport import PlainTransport
@@ -89,8 +89,9 @@ class BufferedSocket(SocketInfo):
 
     def __init__(self, sock: socket.socket) -> None:
         try:
-            if sock.type != socket.SOCK_STREAM:
-                raise ValueError(f"BufferedSocket needs a stream socket, not {sock!r}")
+            if sock.type != socket.SOCK_STREAM or isinstance(sock, ssl.SSLSocket):
+                raise ValueError(f"BufferedSocket needs a plain stream socket, not {sock!r}"
+                                 " (for TLS, use starttls)")
             sock.setblocking(False)
             if sock.family in (socket.AF_INET, socket.AF_INET6):
                 sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
@@ -179,9 +180,12 @@ class BufferedSocket(SocketInfo):
             OSError: The kernel's error (such as `ConnectionResetError`); it
                 is raised again by every later read.
 
+        A flush that `flush_nb` left owed goes on while this waits, so
+        ``flush_nb(request)`` followed by ``read()`` cannot deadlock.
+
         Moonbridge: ``socket:read(maxlen, terminator)``.
         """
-        return self.read_call(_block, maxlen, terminator)
+        return self._read_with(self._wait_to_read, maxlen, terminator)
 
     def read_nb(self, maxlen: int | None = None,
                 terminator: bytes | None = None) -> bytes | None:
@@ -221,7 +225,7 @@ class BufferedSocket(SocketInfo):
 
         Moonbridge: ``socket:drain(maxlen, terminator)``.
         """
-        return self.drain_call(_block, maxlen, terminator)
+        return self._drain_with(self._wait_to_read, maxlen, terminator)
 
     def drain_nb(self, maxlen: int | None = None, terminator: bytes | None = None) -> int | None:
         """Like `read_nb`, but discard the bytes; return how many.
@@ -242,17 +246,39 @@ class BufferedSocket(SocketInfo):
         work meanwhile (it may also raise, such as for a timeout); the read
         then tries again. Waiting on the socket with `poll` or `wait_ready`
         fits: a partial result in the buffer does not count as readable.
+
+        Moonbridge: ``socket:read_call(waitfunc, maxlen, terminator)`` (1.x).
         """
-        count = self._input(self._waiter(wait, "r"), maxlen, terminator, discard=False)
-        assert count is not None
-        return self._reader.take(count)
+        return self._read_with(self._waiter(wait, "r"), maxlen, terminator)
 
     def drain_call(self, wait: Wait, maxlen: int | None = None,
                    terminator: bytes | None = None) -> int:
-        """Like `drain`, but call ``wait(self, "r")`` each time it would block."""
-        count = self._input(self._waiter(wait, "r"), maxlen, terminator, discard=True)
+        """Like `drain`, but call ``wait(self, "r")`` each time it would block.
+
+        Moonbridge: ``socket:drain_call(waitfunc, maxlen, terminator)`` (1.x).
+        """
+        return self._drain_with(self._waiter(wait, "r"), maxlen, terminator)
+
+    def _read_with(self, wait: Callable[[], object], maxlen: int | None,
+                   terminator: bytes | None) -> bytes:
+        count = self._input(wait, maxlen, terminator, discard=False)
+        assert count is not None
+        return self._reader.take(count)
+
+    def _drain_with(self, wait: Callable[[], object], maxlen: int | None,
+                    terminator: bytes | None) -> int:
+        count = self._input(wait, maxlen, terminator, discard=True)
         assert count is not None
         return count
+
+    def _wait_to_read(self) -> None:
+        """The blocking reads' wait, which also carries an owed flush on."""
+        writer = self._writer
+        if writer.flush_owed and writer.error is None:
+            poll([self], [self])
+            writer.continue_flush()
+        else:
+            wait_ready(self, "r")
 
     def _input(self, wait: Callable[[], object] | None, maxlen: int | None,
                terminator: bytes | None, discard: bool) -> int | None:
@@ -317,13 +343,19 @@ class BufferedSocket(SocketInfo):
         return self._writer.output(None, data, flush=True)
 
     def write_call(self, wait: Wait, *data: bytes | bytearray | memoryview) -> Self:
-        """Like `write`, but call ``wait(self, "w")`` each time sending would block."""
+        """Like `write`, but call ``wait(self, "w")`` each time sending would block.
+
+        Moonbridge: ``socket:write_call(waitfunc, ...)`` (1.x).
+        """
         self._check_open()
         self._writer.output(self._waiter(wait, "w"), data, flush=False)
         return self
 
     def flush_call(self, wait: Wait, *data: bytes | bytearray | memoryview) -> Self:
-        """Like `flush`, but call ``wait(self, "w")`` each time sending would block."""
+        """Like `flush`, but call ``wait(self, "w")`` each time sending would block.
+
+        Moonbridge: ``socket:flush_call(waitfunc, ...)`` (1.x).
+        """
         self._check_open()
         self._writer.output(self._waiter(wait, "w"), data, flush=True)
         return self

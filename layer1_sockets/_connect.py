@@ -104,6 +104,8 @@ def tcpconnect_nb(host: str, port: int) -> BufferedSocket:
     Raises:
         OSError: The kernel refused at once (such as an unreachable network).
             A refusal from the peer shows up on first use instead.
+
+    Moonbridge: ``moonbridge_io.tcpconnect_nb(hostname, port)`` (1.x).
     """
     family, kind, proto, address = _resolve(host, port)[0]
     return _start(socket.socket(family, kind, proto), address)
@@ -115,6 +117,8 @@ def localconnect(path: str) -> BufferedSocket:
     Raises:
         FileNotFoundError: Nothing at `path`.
         ConnectionRefusedError: Nobody listens there.
+
+    Moonbridge: ``moonbridge_io.localconnect(path)`` (1.x).
     """
     sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
     try:
@@ -133,5 +137,7 @@ def localconnect_nb(path: str) -> BufferedSocket:
         ConnectionRefusedError: Nobody listens there.
         BlockingIOError: The listener's backlog is full (Unix sockets report
             that at once rather than later).
+
+    Moonbridge: ``moonbridge_io.localconnect_nb(path)`` (1.x).
     """
     return _start(socket.socket(socket.AF_UNIX, socket.SOCK_STREAM), path)

@@ -89,7 +89,10 @@ class Listener:
         return self._sock.fileno()
 
     def accept_nb(self) -> BufferedSocket | None:
-        """Accept a waiting connection, or return `None` if none is waiting."""
+        """Accept a waiting connection, or return `None` if none is waiting.
+
+        Moonbridge: ``listener:accept_nb()`` (1.x).
+        """
         listening = self._sock
         if self.closed:
             raise SocketClosedError("I/O on a closed listener")
@@ -104,7 +107,10 @@ class Listener:
         return BufferedSocket(sock)
 
     def accept(self) -> BufferedSocket:
-        """Wait for a connection and accept it."""
+        """Wait for a connection and accept it.
+
+        Moonbridge: ``listener:accept()`` (1.x).
+        """
         while (accepted := self.accept_nb()) is None:
             wait_ready(self, "r")
         return accepted
@@ -137,7 +143,8 @@ def tcplisten(host: str | None, port: int, backlog: int = 1024) -> Listener:
         port: The TCP port, or 0.
         backlog: How many connections the kernel keeps waiting for `accept`.
 
-    Moonbridge: ``listen{ {proto = "tcp", host = ..., port = ...} }``.
+    Moonbridge: ``moonbridge_io.tcplisten(hostname, port)`` (1.x); in rev 98
+    only the server's ``listen{ {proto = "tcp", ...} }`` listened.
     """
     family, kind, proto, _, address = socket.getaddrinfo(
         host or None, port, socket.AF_UNSPEC, socket.SOCK_STREAM, 0, socket.AI_PASSIVE)[0]
@@ -172,7 +179,7 @@ def locallisten(path: str, backlog: int = 1024) -> Listener:
         FileExistsError: `path` exists and is not a socket.
         OSError: ``EADDRINUSE`` when a server is still listening at `path`.
 
-    Moonbridge: ``listen{ {proto = "local", path = ...} }``.
+    Moonbridge: ``moonbridge_io.locallisten(path)`` (1.x).
     """
     _remove_stale(path)
     sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)

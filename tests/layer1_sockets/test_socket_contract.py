@@ -318,3 +318,9 @@ def test_socket_type_is_checked() -> None:
     with pytest.raises(ValueError, match="stream"):
         BufferedSocket(datagram)
     assert datagram.fileno() == -1  # closed: taking ownership means closing on failure too
+    left, right = socket.socketpair()
+    context = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
+    wrapped = context.wrap_socket(left, do_handshake_on_connect=False, server_hostname="x")
+    with pytest.raises(ValueError, match="starttls"):
+        BufferedSocket(wrapped)
+    right.close()

@@ -176,3 +176,23 @@ def test_tcp_nodelay_is_on_and_no_call_leaves_the_socket_corked(pair: Pair) -> N
         raw.detach()
     received += read_until(server, len(DATA) + 5 - len(received))
     assert received == DATA + b"small"
+
+
+def test_a_blocking_read_carries_an_owed_flush_on(pair: Pair) -> None:
+    """flush_nb(request) then read(): the request must not stay stuck in our queue.
+
+    The peer answers only after it has the whole request; if the blocking
+    read only waited for input, both sides would wait for ever.
+    """
+    shrink(pair)
+    client, server = pair
+
+    def answer() -> None:
+        assert read_until(server, len(DATA)) == DATA
+        server.flush(b"done")
+
+    peer = Background(answer)
+    assert client.flush_nb(DATA) > 0  # most of it is still queued here
+    assert client.read(maxlen=4) == b"done"
+    assert client.queued == 0
+    peer.result()
