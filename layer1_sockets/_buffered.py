@@ -389,8 +389,9 @@ class BufferedSocket(SocketInfo):
         Warning: if unread input is still in the kernel's receive buffer, the
         kernel answers with a reset (TCP RST) instead of a FIN, and the peer
         may lose data it has not read yet. Read or drain the input first;
-        `finish()` tells the peer you are done while you still read. After
-        a failed write, nothing more is sent.
+        `finish()` tells the peer you are done while you still read. The
+        flush blocks until the kernel has taken the queued output (`reset()`
+        drops it instead); after a failed write nothing more is sent.
 
         Moonbridge: ``socket:close()``.
         """

@@ -285,7 +285,7 @@ def read_all(sock: BufferedSocket, data: bytes, ops: list[tuple[str, int | None,
 
 
 @pytest.mark.parametrize("kind", KINDS)
-@settings(max_examples=30, deadline=None,
+@settings(max_examples=50, deadline=None,
           suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large])
 @given(data=payloads, split=splits, writes=st.lists(st.sampled_from(_WRITES), min_size=1,
                                                     max_size=6), reads=read_ops)
