@@ -6,12 +6,17 @@ STAMP := $(VENV)/.installed
 PACKAGES := layer1_sockets layer2_prefork layer3_http
 HOST ?= 127.0.0.1
 PORT ?= 8000
+SERVE_ARGS ?=
 
 .PHONY: serve test setup lint typecheck imports pytest docs clean
 
+# The tutorial, built strictly, served by the server it teaches (layer 3's
+# static-file callback on layer 2's pre-forked workers). Ctrl-C sends SIGINT,
+# the master's fast stop: workers killed, the port closed, exit status 0.
+# SERVE_ARGS passes more options, e.g. SERVE_ARGS="--max-fork 64 --idle-timeout 5".
 serve: setup docs
 	@echo "serving the tutorial on http://$(HOST):$(PORT)/ (Ctrl-C stops)"
-	$(BIN)/python -m http.server --bind $(HOST) --directory site $(PORT)
+	$(BIN)/python -m layer3_http --static site --listen $(HOST):$(PORT) $(SERVE_ARGS)
 
 test: setup lint typecheck imports pytest docs
 
