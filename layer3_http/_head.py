@@ -377,8 +377,12 @@ def _check_encodings(codings: list[str]) -> None:
 
 
 def _expect_continue(version: tuple[int, int], expects: list[str]) -> bool:
-    """`100-continue` is the only expectation (RFC 9110 10.1.1); 1.0 ignores it."""
+    """`100-continue` is the only expectation (RFC 9110 10.1.1); 1.0 ignores it.
+
+    An empty `Expect` (or one of commas only) is an empty list (RFC 9110
+    5.6.1): it expects nothing, so there is nothing to refuse.
+    """
     items = [item.lower() for value in expects for item in split_list(value)]
-    if expects and (not items or any(item != "100-continue" for item in items)):
+    if any(item != "100-continue" for item in items):
         raise ClientError(417, "expectation other than 100-continue")
     return bool(items) and version == (1, 1)
