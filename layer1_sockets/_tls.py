@@ -134,7 +134,9 @@ class TLSTransport:
             pass
         except (ssl.SSLZeroReturnError, ssl.SSLEOFError):
             self._eof = True  # close_notify, or a ragged EOF read as EOF
-        self._collect()  # reading can produce output (key update answers)
+        self._collect()  # reading can produce output (key update answers) ...
+        if len(self._backlog):
+            self._push_quietly()  # ... that the peer may wait for; errors show on writing
         if parts:
             return b"".join(parts)
         return b"" if self._eof else None
