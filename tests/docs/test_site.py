@@ -181,6 +181,13 @@ def test_the_home_page_says_what_a_reader_needs_to_start(built_site: Path) -> No
     assert len(times) >= 3, "each part of the learning path says how long it takes"
 
 
+def test_the_readme_first_screen_has_the_two_commands_and_the_start_of_the_tutorial() -> None:
+    first_screen = (ROOT / "README.md").read_text(encoding="utf-8").split("\n---\n")[0]
+    for needed in ("make serve", "make test", "docs/index.md", "layer3_http --static"):
+        assert needed in first_screen
+    assert len(first_screen.splitlines()) < 40
+
+
 # -- diagrams ------------------------------------------------------------------------------
 
 SVG = "{http://www.w3.org/2000/svg}"
