@@ -1,0 +1,111 @@
+"""The ratio chart as a self-contained SVG, written with the standard library.
+
+One group of horizontal bars per workload, one bar per server (the
+references are the line at 1); a bar is the median ratio over the rounds,
+its whisker spans min to max, and a short dashed mark shows our server's
+goal where there is one. Text and axes use ``currentColor`` so the chart
+follows the site's light or dark scheme; ids carry a ``perf-`` prefix so
+they cannot clash with other diagrams inlined on the site.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable
+from html import escape
+
+from _report import TARGETS, Results, summarise
+from _servers import SERVERS
+from _workloads import WORKLOADS
+
+COLOURS = {"ours": "#3f51b5", "gunicorn-sync": "#ef6c00", "gunicorn-gthread": "#00897b",
+           "waitress": "#8e24aa", "stdlib": "#78909c"}
+WIDTH, LEFT, RIGHT, TOP = 720, 190, 60, 64
+BAR, GAP, GROUP_GAP = 10, 3, 16
+
+
+def goals() -> dict[str, float]:
+    """Our ratio goals by workload."""
+    return {workload: goal for workload, _t, key, _c, goal in TARGETS if key == "ratio"}
+
+
+def svg(results: Results, caption: str) -> str:
+    """The chart for `results`; `caption` goes into its title."""
+    workloads = [w for w in WORKLOADS if w in results.data]
+    servers = [s for s in results.servers() if s in COLOURS]
+    summaries = {(w, s): summarise(results.ratios(w, s)) for w in workloads for s in servers}
+    highest = max([1.0, *(x.high for x in summaries.values() if x and x.high != math.inf)])
+    x_max = math.ceil(highest * 4) / 4
+    group = len(servers) * (BAR + GAP) + GROUP_GAP
+    height = TOP + len(workloads) * group + 40
+
+    def x(ratio: float) -> float:
+        return LEFT + (WIDTH - LEFT - RIGHT) * min(ratio, x_max) / x_max
+
+    out = [f'<svg xmlns="http://www.w3.org/2000/svg" viewBox="0 0 {WIDTH} {height}" '
+           f'width="{WIDTH}" height="{height}" role="img" aria-labelledby="perf-title" '
+           'font-family="sans-serif" font-size="12" fill="currentColor">',
+           f'  <title id="perf-title">{escape(caption)}</title>']
+    out += _legend(servers)
+    out += _grid(x, x_max, TOP - 8, height - 34)
+    for index, workload in enumerate(workloads):
+        top = TOP + index * group
+        out.append(f'  <text x="{LEFT - 10}" y="{top + (group - GROUP_GAP) / 2 + 4:.1f}" '
+                   f'text-anchor="end">{escape(WORKLOADS[workload].title)}</text>')
+        for row, server in enumerate(servers):
+            summary = summaries[(workload, server)]
+            if summary is None:
+                continue
+            y = top + row * (BAR + GAP)
+            out += _bar(x, y, summary.median, summary.low, summary.high, COLOURS[server])
+        goal = goals().get(workload)
+        if goal is not None and "ours" in servers:
+            y = top + servers.index("ours") * (BAR + GAP)
+            out.append(f'  <line x1="{x(goal):.1f}" y1="{y - 2}" x2="{x(goal):.1f}" '
+                       f'y2="{y + BAR + 2}" stroke="currentColor" stroke-width="2" '
+                       'stroke-dasharray="3 2"/>')
+    out.append("</svg>")
+    return "\n".join(out) + "\n"
+
+
+def _legend(servers: list[str]) -> list[str]:
+    out: list[str] = []
+    left = 10.0
+    for server in servers:
+        out.append(f'  <rect x="{left}" y="10" width="12" height="12" fill="{COLOURS[server]}"/>')
+        label = SERVERS[server].label
+        out.append(f'  <text x="{left + 16}" y="20">{escape(label)}</text>')
+        left += 24 + 6.6 * len(label)
+    out.append('  <text x="10" y="42" font-size="11">bar: median ratio to the reference in the '
+               'same round; whisker: min to max; dashed mark: our goal</text>')
+    return out
+
+
+def _grid(x: Callable[[float], float], x_max: float, top: float, bottom: float) -> list[str]:
+    out = ['  <g stroke="currentColor" opacity="0.35">']
+    ticks = [i / 4 for i in range(int(x_max * 4) + 1)]
+    for tick in ticks:
+        dash = "" if tick in (0, 1) else ' stroke-dasharray="2 3"'
+        out.append(f'    <line x1="{x(tick):.1f}" y1="{top}" x2="{x(tick):.1f}" '
+                   f'y2="{bottom}"{dash}/>')
+    out.append("  </g>")
+    for tick in ticks:
+        out.append(f'  <text x="{x(tick):.1f}" y="{bottom + 16}" text-anchor="middle" '
+                   f'font-size="11">{tick:g}</text>')
+    out.append(f'  <text x="{x(1.0):.1f}" y="{top - 2}" text-anchor="middle" font-size="11">'
+               'reference = 1</text>')
+    return out
+
+
+def _bar(x: Callable[[float], float], y: float, median: float, low: float, high: float,
+         colour: str) -> list[str]:
+    middle = y + BAR / 2
+    out = [f'  <rect x="{x(0):.1f}" y="{y}" width="{max(x(median) - x(0), 1):.1f}" '
+           f'height="{BAR}" fill="{colour}"/>']
+    if high > low:
+        out.append(f'  <path d="M{x(low):.1f},{middle} H{x(high):.1f} M{x(low):.1f},{y + 2} '
+                   f'V{y + BAR - 2} M{x(high):.1f},{y + 2} V{y + BAR - 2}" '
+                   'stroke="currentColor" fill="none"/>')
+    out.append(f'  <text x="{max(x(median), x(high)) + 4:.1f}" y="{y + BAR - 1}" '
+               f'font-size="10">{median:.2f}</text>')
+    return out

@@ -1,0 +1,251 @@
+"""The servers under test: how each is started, watched, measured and stopped.
+
+Each `Server` names a command line; `Running` is one started instance. A
+server runs in its own session (so its process group holds exactly it and
+its workers), with its output in a log file. Readiness is an answered
+``GET /`` and the expected number of worker processes; a worker is a child
+of the server's process (a server without worker processes is its own
+worker).
+
+Peak memory is read from ``/proc``: before an upload each worker's peak is
+reset (``/proc/PID/clear_refs``, value 5) so that ``VmHWM`` afterwards
+is the peak during that upload; the growth reported is the largest
+``VmHWM`` after minus ``VmRSS`` before over the workers.
+
+Invariants: `Running.stop` always leaves no process behind: SIGTERM to the
+server, SIGKILL after a grace period, then SIGKILL to each remembered
+worker PID and to the server's own process group (whose ID is the server's
+PID, which we started), and every child of ours reaped.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import socket
+import subprocess
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+from _clients import ClientError, get
+
+ROOT = Path(__file__).resolve().parent.parent
+SERVERS_DIR = ROOT / "bench" / "servers"
+HELLO = b"Hello, World!"
+WORKERS = 2
+BODY_LIMIT = 1 << 30
+
+
+@dataclass(frozen=True)
+class Server:
+    """One server under test.
+
+    Attributes:
+        name: The short name used on the command line and in the tables.
+        label: What the tables call it.
+        command: Builds the argument list from the interpreter and the port.
+        workers: Worker processes to wait for (0: a single process).
+        hello: Whether it takes part in the small-request workloads.
+        upload: Whether it takes part in the upload workloads.
+        peer: Whether it needs the benchmark venv's packages.
+    """
+
+    name: str
+    label: str
+    command: Callable[[str, int], list[str]]
+    workers: int
+    hello: bool = True
+    upload: bool = True
+    peer: bool = False
+
+
+def _gunicorn(kind: str, *extra: str) -> Callable[[str, int], list[str]]:
+    def command(python: str, port: int) -> list[str]:
+        return [python, "-m", "gunicorn", "--workers", str(WORKERS), "--worker-class", kind,
+                *extra, "--bind", f"127.0.0.1:{port}", "--timeout", "300",
+                "--chdir", str(SERVERS_DIR), "wsgi_app:app"]
+    return command
+
+
+SERVERS: dict[str, Server] = {server.name: server for server in (
+    Server("limit", "limit (epoll loop)", lambda python, port: [
+        python, str(SERVERS_DIR / "limit.py"), "--listen", f"127.0.0.1:{port}",
+        "--workers", str(WORKERS)], WORKERS, upload=False),
+    Server("sink", "raw byte sink", lambda python, port: [
+        python, str(SERVERS_DIR / "sink.py"), "--listen", f"127.0.0.1:{port}",
+        "--workers", str(WORKERS)], WORKERS, hello=False),
+    Server("ours", "ours (layer3_http)", lambda python, port: [
+        python, "-m", "layer3_http", str(SERVERS_DIR / "moonbridge_app.py") + ":app",
+        "--listen", f"127.0.0.1:{port}", "--workers", str(WORKERS),
+        "--request-body-size-limit", str(BODY_LIMIT)], WORKERS),
+    Server("gunicorn-sync", "gunicorn sync", _gunicorn("sync"), WORKERS, peer=True),
+    Server("gunicorn-gthread", "gunicorn gthread (4 threads)",
+           _gunicorn("gthread", "--threads", "4"), WORKERS, peer=True),
+    Server("waitress", "waitress (4 threads)", lambda python, port: [
+        python, "-m", "waitress", f"--listen=127.0.0.1:{port}", "--threads=4",
+        f"--max-request-body-size={BODY_LIMIT}", "wsgi_app:app"], 0, peer=True),
+    Server("stdlib", "http.server (threaded)", lambda python, port: [
+        python, str(SERVERS_DIR / "stdlib_server.py"), "--listen", f"127.0.0.1:{port}"], 0),
+)}
+
+
+def free_port() -> int:
+    """A TCP port on 127.0.0.1 that nothing listens on right now."""
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return int(probe.getsockname()[1])
+
+
+def children_of(pid: int) -> list[int]:
+    """The PIDs whose parent is `pid` (read from ``/proc``)."""
+    found = []
+    for entry in os.listdir("/proc"):
+        if not entry.isdigit():
+            continue
+        try:
+            stat = Path(f"/proc/{entry}/stat").read_text()
+        except OSError:
+            continue
+        fields = stat[stat.rfind(")") + 2:].split()
+        if int(fields[1]) == pid:
+            found.append(int(entry))
+    return sorted(found)
+
+
+def _status_kib(pid: int, field: str) -> int:
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith(field + ":"):
+            return int(line.split()[1])
+    raise KeyError(field)
+
+
+class Running:
+    """A started server: its process, its port, its log.
+
+    Args:
+        server: What to start.
+        python: The interpreter to start it with.
+        log: The file that receives its output.
+        env: The environment to start it in.
+    """
+
+    def __init__(self, server: Server, python: str, log: Path, env: dict[str, str]) -> None:
+        self.server = server
+        self.port = free_port()
+        self.log = log
+        self.workers: list[int] = []
+        cwd = SERVERS_DIR if server.name == "waitress" else ROOT
+        with open(log, "wb") as out:
+            self.proc = subprocess.Popen(server.command(python, self.port), cwd=cwd, env=env,
+                                         stdin=subprocess.DEVNULL, stdout=out,
+                                         stderr=subprocess.STDOUT, start_new_session=True)
+
+    @property
+    def pid(self) -> int:
+        return self.proc.pid
+
+    def alive(self) -> bool:
+        return self.proc.poll() is None
+
+    def wait_ready(self, timeout: float = 30.0) -> None:
+        """Wait until ``GET /`` is answered and the workers are there.
+
+        Raises:
+            RuntimeError: The server exited or was not ready in time.
+        """
+        deadline = time.monotonic() + timeout
+        answered = False
+        while time.monotonic() < deadline:
+            if not self.alive():
+                raise RuntimeError(f"{self.server.name} exited ({self.proc.returncode}); "
+                                   f"log: {self.log_tail()}")
+            if not answered:
+                answered = self._answers()
+            if answered:
+                self.workers = children_of(self.pid) if self.server.workers else [self.pid]
+                if len(self.workers) >= max(self.server.workers, 1):
+                    return
+            time.sleep(0.05)
+        raise RuntimeError(f"{self.server.name} not ready after {timeout} s; "
+                           f"log: {self.log_tail()}")
+
+    def _answers(self) -> bool:
+        try:
+            status, body = get(self.port, "/", timeout=2.0)
+        except (OSError, ClientError):
+            return False
+        return status == 200 and body == HELLO
+
+    def worker_pids(self) -> list[int]:
+        """The current workers (a single-process server is its own worker)."""
+        if not self.server.workers:
+            return [self.pid]
+        current = children_of(self.pid)
+        self.workers = sorted(set(self.workers) | set(current))
+        return current
+
+    def reset_peaks(self) -> dict[int, int]:
+        """Reset each worker's peak RSS; return each one's RSS now (KiB)."""
+        baseline = {}
+        for pid in self.worker_pids():
+            try:
+                try:
+                    Path(f"/proc/{pid}/clear_refs").write_text("5")
+                    baseline[pid] = _status_kib(pid, "VmRSS")
+                except PermissionError:
+                    baseline[pid] = _status_kib(pid, "VmHWM")
+            except (OSError, KeyError):
+                continue
+        return baseline
+
+    def peak_growth_kib(self, baseline: dict[int, int]) -> int:
+        """The largest rise of a worker's peak RSS since `reset_peaks` (KiB)."""
+        growth = 0
+        for pid, before in baseline.items():
+            try:
+                growth = max(growth, _status_kib(pid, "VmHWM") - before)
+            except (OSError, KeyError):
+                continue
+        return growth
+
+    def log_tail(self, size: int = 600) -> str:
+        try:
+            return self.log.read_bytes()[-size:].decode(errors="replace")
+        except OSError:
+            return ""
+
+    def stop(self, grace: float = 5.0) -> None:
+        """Stop the server and everything it started; reap it."""
+        if self.alive():
+            self.worker_pids()
+            _signal(self.pid, signal.SIGTERM)
+            try:
+                self.proc.wait(grace)
+            except subprocess.TimeoutExpired:
+                _signal(self.pid, signal.SIGKILL)
+                self.proc.wait(grace)
+        for pid in self.workers:
+            if pid != self.pid and _in_session(pid, self.pid):
+                _signal(pid, signal.SIGKILL)
+        try:
+            os.killpg(self.pid, signal.SIGKILL)
+        except (ProcessLookupError, PermissionError):
+            pass
+        self.proc.wait(grace)
+
+
+def _in_session(pid: int, session: int) -> bool:
+    """Whether `pid` still runs in the session we started (so it is one of ours)."""
+    try:
+        return os.getsid(pid) == session
+    except OSError:
+        return False
+
+
+def _signal(pid: int, signum: int) -> None:
+    try:
+        os.kill(pid, signum)
+    except ProcessLookupError:
+        pass

@@ -1,0 +1,148 @@
+"""The workloads: what is measured, against which reference, and how.
+
+Each `Workload` measures one server once and returns a `Measurement`
+whose ``value`` is the figure compared across servers (higher is better):
+requests per second, MB/s, or clients answered. The ratio reported is
+that value divided by the reference server's value measured in the same
+round: the ``limit`` server for small requests, the raw byte ``sink`` for
+uploads.
+
+| name | load | value | also recorded |
+| --- | --- | --- | --- |
+| ``keepalive`` | wrk, 16 keep-alive connections, ``GET /`` | req/s | errors, timeouts |
+| ``one`` | wrk, 1 connection | req/s | p50, p99 latency |
+| ``close`` | wrk, 16 connections, ``Connection: close`` | req/s | errors |
+| ``upload-length`` | one POST of N bytes with ``Content-Length`` | MB/s | worker peak RSS growth |
+| ``upload-chunked`` | the same, chunked | MB/s | worker peak RSS growth |
+| ``multipart`` | a form with one file field, saved to a file | MB/s | worker peak RSS growth |
+| ``fairness`` | 16 keep-alive clients at once, one GET each | answered in 1 s | p99 wait |
+"""
+
+from __future__ import annotations
+
+import math
+import shutil
+import tempfile
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import _clients
+import _wrk
+from _servers import Running
+
+MIB = 1 << 20
+
+
+@dataclass(frozen=True)
+class Settings:
+    """The knobs of one benchmark run."""
+
+    rounds: int = 3
+    duration: int = 5
+    threads: int = 1
+    connections: int = 16
+    upload_bytes: int = 256 * MIB
+    multipart_bytes: int = 64 * MIB
+    fairness_clients: int = 16
+    fairness_within: float = 1.0
+    fairness_wait: float = 3.0
+    upload_timeout: float = 120.0
+    wrk: str = "wrk"
+    upload_dir: Path = field(default_factory=lambda: Path(tempfile.gettempdir()))
+    block: bytes = b""
+
+
+@dataclass
+class Measurement:
+    """One server's figures for one workload in one round (`value`: higher is better)."""
+
+    value: float | None
+    extra: dict[str, float] = field(default_factory=dict)
+    error: str = ""
+
+
+@dataclass(frozen=True)
+class Workload:
+    """A workload: its name, title, reference server and measuring function."""
+
+    name: str
+    title: str
+    unit: str
+    reference: str
+    upload: bool
+    measure: Callable[[Running, Settings], Measurement]
+
+
+def _wrk_measure(connections: Callable[[Settings], int], close: bool
+                 ) -> Callable[[Running, Settings], Measurement]:
+    def measure(server: Running, settings: Settings) -> Measurement:
+        result = _wrk.run(settings.wrk, server.port, connections(settings), settings.threads,
+                          settings.duration, close=close)
+        extra = {"p50_us": float(result.p50_us), "p99_us": float(result.p99_us),
+                 "errors": float(result.errors), "timeouts": float(result.timeouts)}
+        if result.requests == 0:
+            return Measurement(None, extra, "no request answered")
+        return Measurement(result.rate, extra)
+    return measure
+
+
+def _upload_measure(kind: str) -> Callable[[Running, Settings], Measurement]:
+    def measure(server: Running, settings: Settings) -> Measurement:
+        size = settings.multipart_bytes if kind == "multipart" else settings.upload_bytes
+        baseline = server.reset_peaks()
+        try:
+            if kind == "multipart":
+                seconds = _clients.multipart_upload(server.port, size, settings.block,
+                                                    settings.upload_timeout,
+                                                    raw=server.server.name == "sink")
+            else:
+                seconds = _clients.upload(server.port, size, kind == "chunked", settings.block,
+                                          settings.upload_timeout)
+        finally:
+            _clear(settings.upload_dir)
+        growth = server.peak_growth_kib(baseline) / 1024
+        return Measurement(size / seconds / 1e6, {"rss_mib": growth, "seconds": seconds})
+    return measure
+
+
+def _clear(folder: Path) -> None:
+    """Remove the files the multipart handlers wrote."""
+    for path in folder.glob("upload-*.bin"):
+        path.unlink(missing_ok=True)
+
+
+def _fairness(server: Running, settings: Settings) -> Measurement:
+    times = _clients.fairness(server.port, settings.fairness_clients, settings.fairness_wait)
+    within = sum(1 for t in times if t is not None and t <= settings.fairness_within)
+    ordered = sorted(math.inf if t is None else t for t in times)
+    p99 = ordered[max(0, math.ceil(0.99 * len(ordered)) - 1)]
+    return Measurement(float(within), {"p99_ms": p99 * 1000, "clients": float(len(times)),
+                                       "answered": float(sum(t is not None for t in times))})
+
+
+WORKLOADS: dict[str, Workload] = {w.name: w for w in (
+    Workload("keepalive", "keep-alive, 16 connections", "req/s", "limit", False,
+             _wrk_measure(lambda s: s.connections, False)),
+    Workload("one", "one connection", "req/s", "limit", False,
+             _wrk_measure(lambda s: 1, False)),
+    Workload("close", "Connection: close, 16 connections", "req/s", "limit", False,
+             _wrk_measure(lambda s: s.connections, True)),
+    Workload("upload-length", "upload, Content-Length", "MB/s", "sink", True,
+             _upload_measure("length")),
+    Workload("upload-chunked", "upload, chunked", "MB/s", "sink", True,
+             _upload_measure("chunked")),
+    Workload("multipart", "multipart upload to a file", "MB/s", "sink", True,
+             _upload_measure("multipart")),
+    Workload("fairness", "fairness: 16 keep-alive clients", "answered in 1 s", "limit", False,
+             _fairness),
+)}
+
+
+def make_upload_dir() -> Path:
+    """A fresh folder for the multipart handlers' files."""
+    return Path(tempfile.mkdtemp(prefix="bench-uploads-"))
+
+
+def remove_upload_dir(folder: Path) -> None:
+    shutil.rmtree(folder, ignore_errors=True)

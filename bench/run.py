@@ -1,0 +1,272 @@
+"""Benchmark our HTTP server against real peers on loopback: the one command.
+
+    python bench/run.py            # the full run (about 8 minutes)
+    python bench/run.py --quick    # one short round, to see that everything works
+    python bench/run.py --publish  # the full run, then update docs/performance.md
+
+What it does, in order:
+
+1. find wrk (as root, install the Debian package if missing; otherwise say
+   how) and the benchmark venv ``bench/.venv`` with the peers (created from
+   ``bench/requirements.txt`` if missing);
+2. start every server under test on its own free port on 127.0.0.1, each
+   with 2 worker processes where the server has the notion, and wait until
+   each answers and has its workers;
+3. for each round, for each workload, measure every server in turn, in
+   the order A B C ... in odd rounds and ... C B A in even ones, so slow
+   drifts of a shared machine hit every server alike;
+4. stop every server (also on Ctrl-C, SIGTERM or an error): SIGTERM, then
+   SIGKILL to what is left of its process group, every child reaped;
+5. write ``bench/results/latest.md`` (the tables), ``latest.json`` (every
+   measurement) and ``latest.svg`` (the chart); with ``--publish`` also
+   the results section of ``docs/performance.md`` and
+   ``docs/diagrams/performance.svg``.
+
+Every figure in the tables is a ratio to the reference server measured in
+the same round (see ``_workloads``), summarised over the rounds as median,
+min and max.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import re
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import asdict, replace
+from datetime import UTC, datetime
+from pathlib import Path
+
+import _plot
+import _report
+import _wrk
+from _clients import ClientError, payload_block
+from _servers import ROOT, SERVERS, Running
+from _workloads import MIB, WORKLOADS, Measurement, Settings, make_upload_dir, remove_upload_dir
+
+BENCH = ROOT / "bench"
+VENV = BENCH / ".venv"
+PAGE = ROOT / "docs" / "performance.md"
+PAGE_SVG = ROOT / "docs" / "diagrams" / "performance.svg"
+START, END = "<!-- bench:results:start -->", "<!-- bench:results:end -->"
+
+
+def parser() -> argparse.ArgumentParser:
+    cli = argparse.ArgumentParser(prog="python bench/run.py", description=__doc__.split("\n")[0])
+    cli.add_argument("--quick", action="store_true",
+                     help="one round of 1 s loads and 32 MiB uploads (a check, not a measurement)")
+    cli.add_argument("--rounds", type=int, help="rounds (3; --quick: 1)")
+    cli.add_argument("--duration", type=int, help="seconds per wrk load (5; --quick: 1)")
+    cli.add_argument("--threads", type=int, default=1, help="wrk threads (1)")
+    cli.add_argument("--upload-mib", type=int, help="upload size in MiB (256; --quick: 32)")
+    cli.add_argument("--multipart-mib", type=int,
+                     help="multipart file size in MiB (64; --quick: 16)")
+    cli.add_argument("--fairness-wait", type=float,
+                     help="seconds the fairness clients wait for an answer (3; --quick: 1.5)")
+    peers = ",".join(s for s in SERVERS if s not in ("limit", "sink"))
+    cli.add_argument("--servers", default=peers,
+                     help="comma-separated servers to compare; the references (limit, sink) "
+                          "are always added (default: all: %(default)s)")
+    cli.add_argument("--workloads", default=",".join(WORKLOADS),
+                     help="comma-separated workloads (default: all: %(default)s)")
+    cli.add_argument("--python", help="interpreter for the servers (default: bench/.venv's, "
+                                      "else this one)")
+    cli.add_argument("--output", type=Path, default=BENCH / "results",
+                     help="folder for latest.md, latest.json, latest.svg (bench/results)")
+    cli.add_argument("--publish", action="store_true",
+                     help="also write the results into docs/performance.md and its chart")
+    cli.add_argument("--no-install", action="store_true",
+                     help="never install anything (wrk, the venv): explain and stop instead")
+    return cli
+
+
+def settings_from(arguments: argparse.Namespace, wrk: str, upload_dir: Path) -> Settings:
+    """The `Settings` the options ask for (``--quick`` changes the defaults)."""
+    quick = arguments.quick
+
+    def pick(value: float | None, full: float, short: float) -> float:
+        return value if value is not None else (short if quick else full)
+
+    return Settings(
+        rounds=int(pick(arguments.rounds, 3, 1)),
+        duration=int(pick(arguments.duration, 5, 1)),
+        threads=arguments.threads,
+        upload_bytes=int(pick(arguments.upload_mib, 256, 32)) * MIB,
+        multipart_bytes=int(pick(arguments.multipart_mib, 64, 16)) * MIB,
+        fairness_wait=pick(arguments.fairness_wait, 3.0, 1.5),
+        wrk=wrk, upload_dir=upload_dir, block=payload_block())
+
+
+def choose(arguments: argparse.Namespace) -> tuple[list[str], list[str]]:
+    """The servers (references included, in table order) and workloads asked for."""
+    workloads = [w for w in arguments.workloads.split(",") if w]
+    wanted = {s for s in arguments.servers.split(",") if s}
+    unknown = [w for w in workloads if w not in WORKLOADS] + [s for s in wanted if s not in SERVERS]
+    if unknown:
+        raise SystemExit(f"bench: unknown workload or server: {', '.join(unknown)}")
+    wanted |= {WORKLOADS[w].reference for w in workloads}
+    return [s for s in SERVERS if s in wanted], workloads
+
+
+def interpreter(arguments: argparse.Namespace, servers: list[str]) -> str:
+    """The Python that runs the servers; creates the benchmark venv when peers need it."""
+    if arguments.python:
+        return str(arguments.python)
+    venv_python = VENV / "bin" / "python"
+    needs_peers = any(SERVERS[s].peer for s in servers)
+    if needs_peers and not venv_python.exists():
+        if arguments.no_install:
+            raise SystemExit("bench: the peers need the benchmark venv; create it with\n"
+                             f"    python3 -m venv {VENV} && {VENV}/bin/pip install "
+                             f"-r {BENCH}/requirements.txt")
+        print(f"bench: creating {VENV} with bench/requirements.txt", flush=True)
+        subprocess.run([sys.executable, "-m", "venv", str(VENV)], check=True, timeout=300)
+        subprocess.run([str(venv_python), "-m", "pip", "install", "--quiet", "-r",
+                        str(BENCH / "requirements.txt")], check=True, timeout=900)
+    return str(venv_python) if venv_python.exists() else sys.executable
+
+
+def environment(python: str, wrk: str, settings: Settings) -> list[str]:
+    """The lines that say where, when and how the figures were measured."""
+    probe = subprocess.run([python, "-c", "import sys, importlib.metadata as m\n"
+                            "print(sys.version.split()[0])\n"
+                            "for p in ('gunicorn', 'waitress'):\n"
+                            "    try: print(p, m.version(p))\n"
+                            "    except m.PackageNotFoundError: pass"],
+                           capture_output=True, text=True, timeout=30, check=False)
+    found = probe.stdout.split("\n")
+    peers = ", ".join(line for line in found[1:] if line.strip())
+    load = " ".join(f"{x:.2f}" for x in os.getloadavg())
+    return [f"Measured {datetime.now(UTC):%Y-%m-%d %H:%M} UTC on {os.cpu_count()} cores, "
+            f"Linux {platform.release()}, Python {found[0]}, {_wrk.version(wrk)}"
+            f"{', ' + peers if peers else ''}; load average at the start {load}.",
+            f"{settings.rounds} round(s); wrk: {settings.duration} s per load, "
+            f"{settings.threads} thread(s), {settings.connections} connections; uploads "
+            f"{settings.upload_bytes // MIB} MiB, multipart {settings.multipart_bytes // MIB} MiB; "
+            f"fairness: {settings.fairness_clients} clients, answered within "
+            f"{settings.fairness_within:g} s, waiting at most {settings.fairness_wait:g} s."]
+
+
+def measure_all(running: dict[str, Running], workloads: list[str], settings: Settings
+                ) -> _report.Results:
+    """Every round, every workload, every server (alternating order); print progress."""
+    results = _report.Results(settings.rounds)
+    order = list(running)
+    for round_index in range(settings.rounds):
+        servers = order if round_index % 2 == 0 else order[::-1]
+        for name in workloads:
+            workload = WORKLOADS[name]
+            for server in servers:
+                spec = running[server].server
+                if not (spec.upload if workload.upload else spec.hello):
+                    continue
+                m = measure_one(running[server], workload.measure, settings)
+                results.record(name, server, round_index, m)
+                shown = "failed: " + m.error if m.value is None else f"{m.value:,.1f}"
+                print(f"round {round_index + 1}/{settings.rounds}  {name:<15} {server:<17} "
+                      f"{shown} {workload.unit if m.value is not None else ''}", flush=True)
+    return results
+
+
+def measure_one(server: Running, measure: Callable[[Running, Settings], Measurement],
+                settings: Settings) -> Measurement:
+    """One measurement; a failure is recorded, not raised."""
+    if not server.alive():
+        return Measurement(None, error=f"the server had exited; log: {server.log_tail(200)!r}")
+    try:
+        return measure(server, settings)
+    except (OSError, RuntimeError, ValueError, ClientError) as error:
+        return Measurement(None, error=f"{type(error).__name__}: {error}")
+
+
+def start_all(servers: list[str], python: str, logs: Path, upload_dir: Path,
+              running: dict[str, Running]) -> None:
+    """Start every server (into `running`, so a failure still stops those started)."""
+    env = dict(os.environ, PYTHONPATH=str(ROOT) + os.pathsep + os.environ.get("PYTHONPATH", ""),
+               BENCH_UPLOAD_DIR=str(upload_dir), PYTHONUNBUFFERED="1")
+    for name in servers:
+        running[name] = Running(SERVERS[name], python, logs / f"{name}.log", env)
+    for name in servers:
+        running[name].wait_ready()
+        print(f"bench: {name} ready on port {running[name].port} "
+              f"(workers {running[name].workers})", flush=True)
+
+
+def write_outputs(results: _report.Results, header: list[str], settings: Settings,
+                  output: Path, publish: bool) -> str:
+    text = _report.markdown(results, header)
+    output.mkdir(parents=True, exist_ok=True)
+    (output / "latest.md").write_text("# Benchmark results\n\n" + text)
+    raw = {"header": header, "settings": {k: str(v) if isinstance(v, Path) else v
+                                          for k, v in asdict(replace(settings, block=b"")).items()
+                                          if k != "block"},
+           "data": {w: {s: [None if m is None else asdict(m) for m in ms]
+                        for s, ms in by_server.items()} for w, by_server in results.data.items()}}
+    (output / "latest.json").write_text(json.dumps(raw, indent=1) + "\n")
+    chart = _plot.svg(results, "Ratios to the reference server measured in the same round: "
+                      "median, min and max over the rounds")
+    (output / "latest.svg").write_text(chart)
+    if publish:
+        publish_page(text, chart)
+    return text
+
+
+def publish_page(text: str, chart: str) -> None:
+    """Replace the results section of the performance page; write its chart."""
+    page = PAGE.read_text(encoding="utf-8")
+    pattern = re.compile(re.escape(START) + ".*?" + re.escape(END), re.S)
+    if not pattern.search(page):
+        raise SystemExit(f"bench: {PAGE} has no {START} ... {END} section")
+    page = pattern.sub(lambda _m: f"{START}\n{text}{END}", page)
+    PAGE.write_text(page, encoding="utf-8")
+    PAGE_SVG.write_text(chart, encoding="utf-8")
+    print(f"bench: published into {PAGE.relative_to(ROOT)} and {PAGE_SVG.relative_to(ROOT)}")
+
+
+def _terminate(signum: int, _frame: object) -> None:
+    raise KeyboardInterrupt(f"signal {signum}")
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    arguments = parser().parse_args(argv)
+    servers, workloads = choose(arguments)
+    try:
+        wrk = _wrk.find(install=not arguments.no_install)
+    except _wrk.WrkMissing as missing:
+        print(f"bench: {missing}", file=sys.stderr)
+        return 2
+    python = interpreter(arguments, servers)
+    upload_dir = make_upload_dir()
+    settings = settings_from(arguments, wrk, upload_dir)
+    header = environment(python, wrk, settings)
+    print("\n".join(header), flush=True)
+    logs = arguments.output / "logs"
+    logs.mkdir(parents=True, exist_ok=True)
+    signal.signal(signal.SIGTERM, _terminate)
+    running: dict[str, Running] = {}
+    started = time.monotonic()
+    try:
+        start_all(servers, python, logs, upload_dir, running)
+        results = measure_all(running, workloads, settings)
+    except KeyboardInterrupt:
+        print("bench: interrupted; stopping the servers", file=sys.stderr)
+        return 130
+    finally:
+        for server in running.values():
+            server.stop()
+        remove_upload_dir(upload_dir)
+    text = write_outputs(results, header, settings, arguments.output, arguments.publish)
+    print("\n" + text)
+    print(f"bench: {time.monotonic() - started:.0f} s; results in "
+          f"{arguments.output / 'latest.md'}", flush=True)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
