@@ -95,9 +95,11 @@ def run(wrk: str, port: int, connections: int, threads: int, duration: int,
     try:
         out, _ = proc.communicate(timeout=duration + 20)
     except subprocess.TimeoutExpired:
-        proc.send_signal(signal.SIGKILL)
-        proc.communicate()
         raise RuntimeError("wrk did not finish in time") from None
+    finally:  # also on Ctrl-C: never leave wrk running
+        if proc.poll() is None:
+            proc.send_signal(signal.SIGKILL)
+            proc.communicate()
     return parse(out.decode(errors="replace"))
 
 

@@ -195,7 +195,7 @@ def start_all(servers: list[str], python: str, logs: Path, upload_dir: Path,
     for name in servers:
         running[name].wait_ready()
         print(f"bench: {name} ready on port {running[name].port} "
-              f"(workers {running[name].workers})", flush=True)
+              f"(pid {running[name].pid}, workers {running[name].workers})", flush=True)
 
 
 def write_outputs(results: _report.Results, header: list[str], settings: Settings,
