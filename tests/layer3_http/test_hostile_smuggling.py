@@ -67,7 +67,7 @@ HIDDEN = "/hidden"
 RECORDED = re.compile(rb"^RECORDED (\d+) (\S+) (\S+) (\d+)$")
 SERVER_OPTIONS = ("--workers", "2", "--request-header-size-limit", "16384",
                   "--request-body-size-limit", "1000", "--drain-size-limit", "64",
-                  "--drain-timeout", "2", "--idle-timeout", "10",
+                  "--drain-timeout", "5", "--idle-timeout", "10",
                   "--request-header-timeout", "10", "--stall-timeout", "10")
 
 
