@@ -94,7 +94,7 @@ class Connection:
         self.retire = False
 
     def serve(self) -> None:
-        """Serve requests until the connection ends; never raises `Exception`."""
+        """Serve requests until the connection ends; raises nothing but `MemoryError`."""
         try:
             while self._serve_one():
                 pass
