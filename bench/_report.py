@@ -109,10 +109,11 @@ def ratio_table(results: Results) -> list[str]:
     return lines
 
 
-SMALL = (("keepalive", None, "keep-alive req/s", 0), ("one", None, "one connection req/s", 0),
+SMALL = (("keepalive", None, "keep-alive req/s", 0), ("keepalive", "cpu_us", "CPU µs/req", 0),
+         ("one", None, "one connection req/s", 0),
          ("one", "p50_us", "p50 µs", 0), ("one", "p99_us", "p99 µs", 0),
-         ("close", None, "close req/s", 0), ("fairness", None, "answered in 1 s", 0),
-         ("fairness", "p99_ms", "fairness p99 ms", 1))
+         ("close", None, "close req/s", 0), ("close", "cpu_us", "CPU µs/req", 0),
+         ("fairness", None, "answered in 1 s", 0), ("fairness", "p99_ms", "fairness p99 ms", 1))
 LARGE = (("upload-length", None, "Content-Length MB/s", 0),
          ("upload-length", "rss_mib", "RSS growth MiB", 1),
          ("upload-chunked", None, "chunked MB/s", 0), ("upload-chunked", "rss_mib", "RSS MiB", 1),

@@ -36,6 +36,7 @@ SERVERS_DIR = ROOT / "bench" / "servers"
 HELLO = b"Hello, World!"
 WORKERS = 2
 BODY_LIMIT = 1 << 30
+TICKS = os.sysconf("SC_CLK_TCK")
 
 
 @dataclass(frozen=True)
@@ -185,6 +186,18 @@ class Running:
         current = children_of(self.pid)
         self.workers = sorted(set(self.workers) | set(current))
         return current
+
+    def cpu_seconds(self) -> float:
+        """CPU time (user and system) used so far by the server process and its workers."""
+        total = 0.0
+        for pid in {self.pid, *self.worker_pids()}:
+            try:
+                stat = Path(f"/proc/{pid}/stat").read_text()
+            except OSError:
+                continue
+            fields = stat[stat.rfind(")") + 2:].split()
+            total += (int(fields[11]) + int(fields[12])) / TICKS
+        return total
 
     def reset_peaks(self) -> dict[int, int]:
         """Reset each worker's peak RSS; return each one's RSS now (KiB)."""

@@ -1,5 +1,9 @@
 """The workloads: what is measured, against which reference, and how.
 
+(Every wrk workload also records wrk's errors and timeouts, and the CPU
+time the server's processes used per request: master and workers, user
+and system, from ``/proc/PID/stat``.)
+
 Each `Workload` measures one server once and returns a `Measurement`
 whose ``value`` is the figure compared across servers (higher is better):
 requests per second, MB/s, or clients answered. The ratio reported is
@@ -9,9 +13,9 @@ uploads.
 
 | name | load | value | also recorded |
 | --- | --- | --- | --- |
-| ``keepalive`` | wrk, 16 keep-alive connections, ``GET /`` | req/s | errors, timeouts |
+| ``keepalive`` | wrk, 16 keep-alive connections, ``GET /`` | req/s | CPU per request |
 | ``one`` | wrk, 1 connection | req/s | p50, p99 latency |
-| ``close`` | wrk, 16 connections, ``Connection: close`` | req/s | errors |
+| ``close`` | wrk, 16 connections, ``Connection: close`` | req/s | CPU per request |
 | ``upload-length`` | one POST of N bytes with ``Content-Length`` | MB/s | worker peak RSS growth |
 | ``upload-chunked`` | the same, chunked | MB/s | worker peak RSS growth |
 | ``multipart`` | a form with one file field, saved to a file | MB/s | worker peak RSS growth |
@@ -77,10 +81,14 @@ class Workload:
 def _wrk_measure(connections: Callable[[Settings], int], close: bool
                  ) -> Callable[[Running, Settings], Measurement]:
     def measure(server: Running, settings: Settings) -> Measurement:
+        cpu = server.cpu_seconds()
         result = _wrk.run(settings.wrk, server.port, connections(settings), settings.threads,
                           settings.duration, close=close)
+        cpu = server.cpu_seconds() - cpu
         extra = {"p50_us": float(result.p50_us), "p99_us": float(result.p99_us),
                  "errors": float(result.errors), "timeouts": float(result.timeouts)}
+        if result.requests and cpu > 0:
+            extra["cpu_us"] = cpu / result.requests * 1e6
         if result.requests == 0:
             return Measurement(None, extra, "no request answered")
         return Measurement(result.rate, extra)

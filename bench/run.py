@@ -81,6 +81,9 @@ def parser() -> argparse.ArgumentParser:
                      help="folder for latest.md, latest.json, latest.svg (bench/results)")
     cli.add_argument("--publish", action="store_true",
                      help="also write the results into docs/performance.md and its chart")
+    cli.add_argument("--report-only", action="store_true",
+                     help="measure nothing: render the tables and chart again from the "
+                          "output folder's latest.json (with --publish: publish them)")
     cli.add_argument("--no-install", action="store_true",
                      help="never install anything (wrk, the venv): explain and stop instead")
     return cli
@@ -198,25 +201,6 @@ def start_all(servers: list[str], python: str, logs: Path, upload_dir: Path,
               f"(pid {running[name].pid}, workers {running[name].workers})", flush=True)
 
 
-def write_outputs(results: _report.Results, header: list[str], settings: Settings,
-                  output: Path, publish: bool) -> str:
-    text = _report.markdown(results, header)
-    output.mkdir(parents=True, exist_ok=True)
-    (output / "latest.md").write_text("# Benchmark results\n\n" + text)
-    raw = {"header": header, "settings": {k: str(v) if isinstance(v, Path) else v
-                                          for k, v in asdict(replace(settings, block=b"")).items()
-                                          if k != "block"},
-           "data": {w: {s: [None if m is None else asdict(m) for m in ms]
-                        for s, ms in by_server.items()} for w, by_server in results.data.items()}}
-    (output / "latest.json").write_text(json.dumps(raw, indent=1) + "\n")
-    chart = _plot.svg(results, "Ratios to the reference server measured in the same round: "
-                      "median, min and max over the rounds")
-    (output / "latest.svg").write_text(chart)
-    if publish:
-        publish_page(text, chart)
-    return text
-
-
 def publish_page(text: str, chart: str) -> None:
     """Replace the results section of the performance page; write its chart."""
     page = PAGE.read_text(encoding="utf-8")
@@ -233,8 +217,43 @@ def _terminate(signum: int, _frame: object) -> None:
     raise KeyboardInterrupt(f"signal {signum}")
 
 
+def load_results(path: Path) -> tuple[_report.Results, list[str], dict[str, object]]:
+    """The results, header and settings saved in a ``latest.json``."""
+    raw = json.loads(path.read_text())
+    rounds = int(raw["settings"]["rounds"])
+    results = _report.Results(rounds)
+    for workload, by_server in raw["data"].items():
+        for server, entries in by_server.items():
+            for index, entry in enumerate(entries):
+                if entry is not None:
+                    results.record(workload, server, index, Measurement(**entry))
+    return results, list(raw["header"]), dict(raw["settings"])
+
+
+def render(results: _report.Results, header: list[str], settings: dict[str, object],
+           output: Path, publish: bool) -> str:
+    """Write latest.md, latest.json and latest.svg (with `publish`, the page); return the text."""
+    text = _report.markdown(results, header)
+    output.mkdir(parents=True, exist_ok=True)
+    (output / "latest.md").write_text("# Benchmark results\n\n" + text)
+    raw = {"header": header, "settings": settings,
+           "data": {w: {s: [None if m is None else asdict(m) for m in ms]
+                        for s, ms in by_server.items()} for w, by_server in results.data.items()}}
+    (output / "latest.json").write_text(json.dumps(raw, indent=1) + "\n")
+    chart = _plot.svg(results, "Ratios to the reference server measured in the same round: "
+                      "median, min and max over the rounds")
+    (output / "latest.svg").write_text(chart)
+    if publish:
+        publish_page(text, chart)
+    return text
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     arguments = parser().parse_args(argv)
+    if arguments.report_only:
+        results, header, saved = load_results(arguments.output / "latest.json")
+        print(render(results, header, saved, arguments.output, arguments.publish))
+        return 0
     servers, workloads = choose(arguments)
     try:
         wrk = _wrk.find(install=not arguments.no_install)
@@ -261,7 +280,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         for server in running.values():
             server.stop()
         remove_upload_dir(upload_dir)
-    text = write_outputs(results, header, settings, arguments.output, arguments.publish)
+    saved = {k: str(v) if isinstance(v, Path) else v
+             for k, v in asdict(replace(settings, block=b"")).items() if k != "block"}
+    text = render(results, header, saved, arguments.output, arguments.publish)
     print("\n" + text)
     print(f"bench: {time.monotonic() - started:.0f} s; results in "
           f"{arguments.output / 'latest.md'}", flush=True)
