@@ -20,7 +20,11 @@ from _workloads import WORKLOADS
 
 COLOURS = {"ours": "#3f51b5", "gunicorn-sync": "#ef6c00", "gunicorn-gthread": "#00897b",
            "waitress": "#8e24aa", "stdlib": "#78909c"}
-WIDTH, LEFT, RIGHT, TOP = 720, 190, 60, 64
+SHORT = {"keepalive": "keep-alive, 16 conn.", "one": "one connection",
+         "close": "Connection: close, 16", "upload-length": "upload, Content-Length",
+         "upload-chunked": "upload, chunked", "multipart": "multipart to a file",
+         "fairness": "fairness: answered in 1 s"}
+WIDTH, LEFT, RIGHT, TOP = 720, 175, 50, 80
 BAR, GAP, GROUP_GAP = 10, 3, 16
 
 
@@ -51,7 +55,7 @@ def svg(results: Results, caption: str) -> str:
     for index, workload in enumerate(workloads):
         top = TOP + index * group
         out.append(f'  <text x="{LEFT - 10}" y="{top + (group - GROUP_GAP) / 2 + 4:.1f}" '
-                   f'text-anchor="end">{escape(WORKLOADS[workload].title)}</text>')
+                   f'text-anchor="end">{escape(SHORT.get(workload, workload))}</text>')
         for row, server in enumerate(servers):
             summary = summaries[(workload, server)]
             if summary is None:
@@ -69,15 +73,20 @@ def svg(results: Results, caption: str) -> str:
 
 
 def _legend(servers: list[str]) -> list[str]:
+    """Colour keys in rows that fit the width, then the key to the marks."""
     out: list[str] = []
-    left = 10.0
+    left, y = 10.0, 10
     for server in servers:
-        out.append(f'  <rect x="{left}" y="10" width="12" height="12" fill="{COLOURS[server]}"/>')
         label = SERVERS[server].label
-        out.append(f'  <text x="{left + 16}" y="20">{escape(label)}</text>')
-        left += 24 + 6.6 * len(label)
-    out.append('  <text x="10" y="42" font-size="11">bar: median ratio to the reference in the '
-               'same round; whisker: min to max; dashed mark: our goal</text>')
+        width = 24 + 6.8 * len(label)
+        if left + width > WIDTH - 10:
+            left, y = 10.0, y + 18
+        out.append(f'  <rect x="{left:.1f}" y="{y}" width="12" height="12" '
+                   f'fill="{COLOURS[server]}"/>')
+        out.append(f'  <text x="{left + 16:.1f}" y="{y + 10}">{escape(label)}</text>')
+        left += width
+    out.append(f'  <text x="10" y="{y + 32}" font-size="11">bar: median ratio to the reference '
+               'in the same round; whisker: min to max; dashed mark: our goal</text>')
     return out
 
 

@@ -115,6 +115,16 @@ def children_of(pid: int) -> list[int]:
     return sorted(found)
 
 
+def _cpu(pid: int) -> float:
+    """Seconds of user and system time of process `pid` (0 if it is gone)."""
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:
+        return 0.0
+    fields = stat[stat.rfind(")") + 2:].split()
+    return (int(fields[11]) + int(fields[12])) / TICKS
+
+
 def _status_kib(pid: int, field: str) -> int:
     for line in Path(f"/proc/{pid}/status").read_text().splitlines():
         if line.startswith(field + ":"):
@@ -187,17 +197,12 @@ class Running:
         self.workers = sorted(set(self.workers) | set(current))
         return current
 
-    def cpu_seconds(self) -> float:
-        """CPU time (user and system) used so far by the server process and its workers."""
-        total = 0.0
-        for pid in {self.pid, *self.worker_pids()}:
-            try:
-                stat = Path(f"/proc/{pid}/stat").read_text()
-            except OSError:
-                continue
-            fields = stat[stat.rfind(")") + 2:].split()
-            total += (int(fields[11]) + int(fields[12])) / TICKS
-        return total
+    def cpu_seconds(self) -> tuple[float, float]:
+        """CPU time (user and system) used so far: (the server's own process, its workers)."""
+        own = _cpu(self.pid)
+        if not self.server.workers:
+            return own, 0.0
+        return own, sum(_cpu(pid) for pid in self.worker_pids())
 
     def reset_peaks(self) -> dict[int, int]:
         """Reset each worker's peak RSS; return each one's RSS now (KiB)."""

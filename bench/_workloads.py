@@ -1,8 +1,10 @@
 """The workloads: what is measured, against which reference, and how.
 
-(Every wrk workload also records wrk's errors and timeouts, and the CPU
+Every wrk workload also records wrk's errors and timeouts, and the CPU
 time the server's processes used per request: master and workers, user
-and system, from ``/proc/PID/stat``.)
+and system, from ``/proc/PID/stat`` (and the master's share alone). An
+upload measurement is `Settings.upload_repeat` uploads one after the
+other: their bytes over their time, and the peak memory growth over all.
 
 Each `Workload` measures one server once and returns a `Measurement`
 whose ``value`` is the figure compared across servers (higher is better):
@@ -42,8 +44,8 @@ MIB = 1 << 20
 class Settings:
     """The knobs of one benchmark run."""
 
-    rounds: int = 3
-    duration: int = 5
+    rounds: int = 5
+    duration: int = 4
     threads: int = 1
     connections: int = 16
     upload_bytes: int = 256 * MIB
@@ -51,6 +53,7 @@ class Settings:
     fairness_clients: int = 16
     fairness_within: float = 1.0
     fairness_wait: float = 3.0
+    upload_repeat: int = 2
     upload_timeout: float = 120.0
     wrk: str = "wrk"
     upload_dir: Path = field(default_factory=lambda: Path(tempfile.gettempdir()))
@@ -81,14 +84,17 @@ class Workload:
 def _wrk_measure(connections: Callable[[Settings], int], close: bool
                  ) -> Callable[[Running, Settings], Measurement]:
     def measure(server: Running, settings: Settings) -> Measurement:
-        cpu = server.cpu_seconds()
+        own, workers = server.cpu_seconds()
         result = _wrk.run(settings.wrk, server.port, connections(settings), settings.threads,
                           settings.duration, close=close)
-        cpu = server.cpu_seconds() - cpu
+        own_after, workers_after = server.cpu_seconds()
         extra = {"p50_us": float(result.p50_us), "p99_us": float(result.p99_us),
                  "errors": float(result.errors), "timeouts": float(result.timeouts)}
+        cpu = (own_after - own) + max(0.0, workers_after - workers)
         if result.requests and cpu > 0:
             extra["cpu_us"] = cpu / result.requests * 1e6
+            if server.server.workers:  # the master's share: accepting and passing on
+                extra["master_cpu_us"] = (own_after - own) / result.requests * 1e6
         if result.requests == 0:
             return Measurement(None, extra, "no request answered")
         return Measurement(result.rate, extra)
@@ -99,18 +105,21 @@ def _upload_measure(kind: str) -> Callable[[Running, Settings], Measurement]:
     def measure(server: Running, settings: Settings) -> Measurement:
         size = settings.multipart_bytes if kind == "multipart" else settings.upload_bytes
         baseline = server.reset_peaks()
+        seconds = 0.0
         try:
-            if kind == "multipart":
-                seconds = _clients.multipart_upload(server.port, size, settings.block,
-                                                    settings.upload_timeout,
-                                                    raw=server.server.name == "sink")
-            else:
-                seconds = _clients.upload(server.port, size, kind == "chunked", settings.block,
-                                          settings.upload_timeout)
+            for _ in range(settings.upload_repeat):
+                if kind == "multipart":
+                    seconds += _clients.multipart_upload(server.port, size, settings.block,
+                                                         settings.upload_timeout,
+                                                         raw=server.server.name == "sink")
+                else:
+                    seconds += _clients.upload(server.port, size, kind == "chunked",
+                                               settings.block, settings.upload_timeout)
         finally:
             _clear(settings.upload_dir)
         growth = server.peak_growth_kib(baseline) / 1024
-        return Measurement(size / seconds / 1e6, {"rss_mib": growth, "seconds": seconds})
+        return Measurement(settings.upload_repeat * size / seconds / 1e6,
+                           {"rss_mib": growth, "seconds": seconds})
     return measure
 
 

@@ -1,6 +1,6 @@
 """Benchmark our HTTP server against real peers on loopback: the one command.
 
-    python bench/run.py            # the full run (about 8 minutes)
+    python bench/run.py            # the full run (5 rounds, about 8 minutes)
     python bench/run.py --quick    # one short round, to see that everything works
     python bench/run.py --publish  # the full run, then update docs/performance.md
 
@@ -61,8 +61,8 @@ def parser() -> argparse.ArgumentParser:
     cli = argparse.ArgumentParser(prog="python bench/run.py", description=__doc__.split("\n")[0])
     cli.add_argument("--quick", action="store_true",
                      help="one round of 1 s loads and 32 MiB uploads (a check, not a measurement)")
-    cli.add_argument("--rounds", type=int, help="rounds (3; --quick: 1)")
-    cli.add_argument("--duration", type=int, help="seconds per wrk load (5; --quick: 1)")
+    cli.add_argument("--rounds", type=int, help="rounds (5; --quick: 1)")
+    cli.add_argument("--duration", type=int, help="seconds per wrk load (4; --quick: 1)")
     cli.add_argument("--threads", type=int, default=1, help="wrk threads (1)")
     cli.add_argument("--upload-mib", type=int, help="upload size in MiB (256; --quick: 32)")
     cli.add_argument("--multipart-mib", type=int,
@@ -97,8 +97,8 @@ def settings_from(arguments: argparse.Namespace, wrk: str, upload_dir: Path) -> 
         return value if value is not None else (short if quick else full)
 
     return Settings(
-        rounds=int(pick(arguments.rounds, 3, 1)),
-        duration=int(pick(arguments.duration, 5, 1)),
+        rounds=int(pick(arguments.rounds, 5, 1)),
+        duration=int(pick(arguments.duration, 4, 1)),
         threads=arguments.threads,
         upload_bytes=int(pick(arguments.upload_mib, 256, 32)) * MIB,
         multipart_bytes=int(pick(arguments.multipart_mib, 64, 16)) * MIB,
@@ -149,9 +149,10 @@ def environment(python: str, wrk: str, settings: Settings) -> list[str]:
     return [f"Measured {datetime.now(UTC):%Y-%m-%d %H:%M} UTC on {os.cpu_count()} cores, "
             f"Linux {platform.release()}, Python {found[0]}, {_wrk.version(wrk)}"
             f"{', ' + peers if peers else ''}; load average at the start {load}.",
-            f"{settings.rounds} round(s); wrk: {settings.duration} s per load, "
+            f"{settings.rounds} round{'s' if settings.rounds != 1 else ''}; wrk: {settings.duration} s per load, "
             f"{settings.threads} thread(s), {settings.connections} connections; uploads "
-            f"{settings.upload_bytes // MIB} MiB, multipart {settings.multipart_bytes // MIB} MiB; "
+            f"{settings.upload_repeat} x {settings.upload_bytes // MIB} MiB, multipart "
+            f"{settings.upload_repeat} x {settings.multipart_bytes // MIB} MiB; "
             f"fairness: {settings.fairness_clients} clients, answered within "
             f"{settings.fairness_within:g} s, waiting at most {settings.fairness_wait:g} s."]
 
@@ -280,6 +281,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         for server in running.values():
             server.stop()
         remove_upload_dir(upload_dir)
+    header[0] = header[0].rstrip(".") + ", at the end " + " ".join(
+        f"{x:.2f}" for x in os.getloadavg()) + "."
     saved = {k: str(v) if isinstance(v, Path) else v
              for k, v in asdict(replace(settings, block=b"")).items() if k != "block"}
     text = render(results, header, saved, arguments.output, arguments.publish)
