@@ -149,7 +149,8 @@ def environment(python: str, wrk: str, settings: Settings) -> list[str]:
     return [f"Measured {datetime.now(UTC):%Y-%m-%d %H:%M} UTC on {os.cpu_count()} cores, "
             f"Linux {platform.release()}, Python {found[0]}, {_wrk.version(wrk)}"
             f"{', ' + peers if peers else ''}; load average at the start {load}.",
-            f"{settings.rounds} round{'s' if settings.rounds != 1 else ''}; wrk: {settings.duration} s per load, "
+            f"{settings.rounds} round{'s' if settings.rounds != 1 else ''}; "
+            f"wrk: {settings.duration} s per load, "
             f"{settings.threads} thread(s), {settings.connections} connections; uploads "
             f"{settings.upload_repeat} x {settings.upload_bytes // MIB} MiB, multipart "
             f"{settings.upload_repeat} x {settings.multipart_bytes // MIB} MiB; "
