@@ -21,14 +21,16 @@ from __future__ import annotations
 
 import argparse
 import collections
+import pstats
 import re
 import subprocess
 import sys
 import time
 from pathlib import Path
 
+import _clients
 import _wrk
-from _servers import ROOT, SERVERS, Running
+from _servers import ROOT, SERVERS, Running, Server
 from _workloads import make_upload_dir, remove_upload_dir
 
 PY_SPY = ROOT / "bench" / ".venv" / "bin" / "py-spy"
@@ -116,16 +118,90 @@ def record(pid: int, seconds: int, rate: int, out: Path) -> subprocess.Popen[byt
                             stderr=subprocess.PIPE)
 
 
+def profile_uploads(server: Running, arguments: argparse.Namespace, worker_out: Path,
+                    master_out: Path) -> None:
+    """Sample while uploads of 256 MiB follow each other for the sampling time."""
+    block = _clients.payload_block()
+    for old in worker_out.parent.glob(worker_out.stem + "-*.txt"):
+        old.unlink()
+    sampled = [record(pid, arguments.duration, arguments.rate,
+                      worker_out.with_name(worker_out.stem + f"-{pid}.txt"))
+               for pid in server.worker_pids()]
+    sampled.append(record(server.pid, arguments.duration, arguments.rate, master_out))
+    end = time.monotonic() + arguments.duration
+    count, seconds = 0, 0.0
+    while time.monotonic() < end:
+        seconds += _clients.upload(server.port, 256 << 20, arguments.workload == "chunked",
+                                   block, 120.0)
+        count += 1
+    for sampler in sampled:
+        sampler.wait(arguments.duration + 30)
+    print(f"{arguments.workload}: {count} uploads of 256 MiB, "
+          f"{count * 256 * 1.048576 / seconds:,.0f} MB/s under sampling\n")
+    stacks = [stack for path in worker_out.parent.glob(worker_out.stem + "-*.txt")
+              for stack in fold(path)]
+    print(f"== workers ({worker_out.stem}-PID.txt)")
+    print("\n".join(summary(stacks, arguments.top, SPLITS["worker"])))
+
+
+def cprofile_run(arguments: argparse.Namespace, wrk: str, python: str, env: dict[str, str]
+                 ) -> None:
+    """Serve under cProfile in each worker (CPU time), load with wrk, print per-request costs."""
+    folder = arguments.output / f"cprofile-{arguments.workload}"
+    folder.mkdir(parents=True, exist_ok=True)
+    for old in folder.glob("worker-*.prof"):
+        old.unlink()
+    script = str(ROOT / "bench" / "servers" / "profiled_app.py")
+    spec = Server("ours-profiled", "ours under cProfile", lambda py, port: [
+        py, "-m", "layer2_prefork", script, str(port), str(folder)], 2)
+    server = Running(spec, python, arguments.output / "profile-server.log", env)
+    try:
+        server.wait_ready()
+        result = _wrk.run(wrk, server.port, 1 if arguments.workload == "one" else 16, 1,
+                          arguments.duration, close=arguments.workload == "close")
+    finally:
+        server.stop()
+    files = sorted(str(path) for path in folder.glob("worker-*.prof"))
+    if not files:
+        print("no profile was written")
+        return
+    print(f"{arguments.workload}: {result.requests} requests in {result.seconds:.1f} s under "
+          f"cProfile ({result.rate:,.0f} req/s; profiling slows every call)\n")
+    print("\n".join(per_request(pstats.Stats(*files), result.requests, arguments.top)))
+
+
+def per_request(stats: pstats.Stats, requests: int, top: int) -> list[str]:
+    """The costliest functions by own and by cumulative CPU time, per request."""
+    table = stats.stats  # type: ignore[attr-defined]
+    total = sum(entry[2] for entry in table.values()) or 1.0
+    lines = [f"worker CPU time per request: {total / requests * 1e6:.1f} µs (profiled)", ""]
+    for title, column in (("own time", 2), ("cumulative time", 3)):
+        lines += [f"by {title}:  share   µs/request  calls/request  function"]
+        ranked = sorted(table.items(), key=lambda item: item[1][column], reverse=True)
+        for (file, line, function), entry in ranked[:top]:
+            where = "/".join(Path(file).parts[-2:]) if file != "~" else "builtin"
+            share, cost = 100 * entry[column] / total, entry[column] / requests * 1e6
+            lines.append(f"  {share:13.1f} % {cost:9.2f} {entry[1] / requests:12.2f}  "
+                         f"{function} ({where}:{line})")
+        lines.append("")
+    return lines
+
+
 def main() -> int:
     cli = argparse.ArgumentParser(prog="python bench/profile_server.py",
                                   description=__doc__.split("\n")[0])
-    cli.add_argument("--workload", choices=("keepalive", "one", "close"), default="keepalive")
+    cli.add_argument("--workload", choices=("keepalive", "one", "close", "upload", "chunked"),
+                     default="keepalive", help="a wrk load, or 256 MiB uploads one after "
+                     "the other (upload: Content-Length; chunked)")
     cli.add_argument("--duration", type=int, default=10, help="seconds of sampling (10)")
     cli.add_argument("--rate", type=int, default=250, help="samples per second (250)")
     cli.add_argument("--top", type=int, default=20, help="functions to list (20)")
     cli.add_argument("--output", type=Path, default=ROOT / "bench" / "results")
+    cli.add_argument("--cprofile", action="store_true",
+                     help="instead of py-spy: cProfile inside each worker, counting CPU time "
+                          "only, with calls and microseconds per request (wrk loads only)")
     arguments = cli.parse_args()
-    if not PY_SPY.exists():
+    if not PY_SPY.exists() and not arguments.cprofile:
         print(f"bench: {PY_SPY} is missing: pip install -r bench/requirements.txt "
               "into bench/.venv", file=sys.stderr)
         return 2
@@ -134,11 +210,20 @@ def main() -> int:
     python = str(ROOT / "bench" / ".venv" / "bin" / "python")
     upload_dir = make_upload_dir()
     env = {"PYTHONPATH": str(ROOT), "BENCH_UPLOAD_DIR": str(upload_dir), "PATH": "/usr/bin:/bin"}
+    if arguments.cprofile:
+        try:
+            cprofile_run(arguments, wrk, python, env)
+        finally:
+            remove_upload_dir(upload_dir)
+        return 0
     server = Running(SERVERS["ours"], python, arguments.output / "profile-server.log", env)
     try:
         server.wait_ready()
         worker_out = arguments.output / f"profile-{arguments.workload}-worker.txt"
         master_out = arguments.output / f"profile-{arguments.workload}-master.txt"
+        if arguments.workload in ("upload", "chunked"):
+            profile_uploads(server, arguments, worker_out, master_out)
+            return 0
         connections = 1 if arguments.workload == "one" else 16
         load = subprocess.Popen([wrk, "-t1", "-c", str(connections), "-d",
                                  f"{arguments.duration + 3}s", "-s", str(_wrk.SCRIPT),
