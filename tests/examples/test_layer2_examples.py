@@ -331,9 +331,10 @@ def test_step03_work_goes_to_the_worker_idle_the_longest() -> None:
                     assert greeting_pid(sock) == idle
                 wait(program, rb"^worker %d says I$" % idle, start)
             # Both busy: the master stops polling; a client waits in the backlog.
+            start = mark(program)
             with connect(port) as other:
                 assert greeting_pid(other) == idle
-                wait(program, rb"^no idle worker: connections wait in the backlog$")
+                wait(program, rb"^no idle worker: connections wait in the backlog$", start)
                 with connect(port) as waiting:
                     waiting.sendall(b"queued\n")
                     assert not readable_within(waiting, 0.2)
@@ -405,20 +406,22 @@ def test_step04_the_pool_grows_under_load_and_shrinks_after() -> None:
             assert b"worker" in read_line(fifth)  # the freed worker takes it
             assert read_line(fifth) == b"patience\n"
         assert not matching(program, FORKED, start)  # nothing was forked for it
+        start = mark(program)
         for sock in clients:
             sock.close()
-        start = mark(program)
         wait(program, stats(total=1, idle=1, busy=0), start)  # back to min_fork
         assert_stops_cleanly(program)
     forks = [line for line in program.lines if re.search(FORKED, line)]
     retirements = [line for line in program.lines[start:] if re.search(RETIRED, line)]
     assert len(forks) == 4 and len(retirements) == 3 + 1  # three surplus, one at the stop
+    # The log's times are taken a little after each decision, and under load
+    # that little varies: allow a margin, far below the pacing it checks.
     for earlier, later in itertools.pairwise(forks):
-        assert stamp(later) - stamp(earlier) >= 0.05 - 0.002  # fork_delay
+        assert stamp(later) - stamp(earlier) >= 0.05 * 0.6  # fork_delay
     surplus = [line for line in retirements if line.endswith(b"(exit_delay)")]
     assert len(surplus) == 3
     for earlier, later in itertools.pairwise(surplus):
-        assert stamp(later) - stamp(earlier) >= 0.3 - 0.002  # exit_delay
+        assert stamp(later) - stamp(earlier) >= 0.3 * 0.8  # exit_delay
 
 
 def test_step04_idle_timeout_retires_and_replaces_idle_workers() -> None:
@@ -442,8 +445,8 @@ def test_step04_after_a_prepare_failure_the_pool_forks_slowly(tmp_path: Path) ->
     with example("layer2/step04_pool.py", *options) as (program, port):
         failed = rb"pool 0: worker (\d+) failed to prepare; forking at most one worker"
         wait_nth(program, failed, 3)
+        start = mark(program)  # before the change: the next line may come at once
         broken.unlink()  # the database is back
-        start = mark(program)
         wait(program, stats(total=1, idle=1, busy=0), start)
         with connect(port) as sock:
             assert greeting_pid(sock) > 0
@@ -451,7 +454,7 @@ def test_step04_after_a_prepare_failure_the_pool_forks_slowly(tmp_path: Path) ->
     assert matching(program, rb"RuntimeError: .*database-down exists: cannot prepare$")
     forks = [line for line in program.lines[:start] if re.search(FORKED, line)]
     for earlier, later in itertools.pairwise(forks):
-        assert stamp(later) - stamp(earlier) >= 0.3 - 0.002  # fork_error_delay, not fork_delay
+        assert stamp(later) - stamp(earlier) >= 0.3 * 0.8  # fork_error_delay, not fork_delay
 
 
 # --- step 5: timers and signals ---------------------------------------------------
@@ -721,38 +724,41 @@ def test_ex2_handoff_refuses_nobody(tmp_path: Path) -> None:
     path = str(tmp_path / "handoff.sock")
     greetings: list[bytes] = []
     errors: list[OSError] = []
+    old_gone = threading.Event()
+
+    def clients(port: int) -> None:
+        """Connect again and again; after the old server is gone, three more times."""
+        after = 0
+        for _ in range(20_000):  # bounded; ends long before when all goes well
+            try:
+                with connect(port) as sock:
+                    greetings.append(read_line(sock))
+            except OSError as error:
+                errors.append(error)
+            after += old_gone.is_set()
+            if after == 3:
+                return
+
     solution = "layer2/solutions/ex2_handoff.py"
     with example(solution, "--handoff", path) as (old, port):
         with connect(port) as sock:
             assert read_line(sock) == b"server %d\n" % old.pid
-
-        def clients(stop: threading.Event) -> None:
-            for _ in range(20_000):  # bounded; ends long before when all goes well
-                if stop.is_set():
-                    return
-                try:
-                    with connect(port) as sock:
-                        greetings.append(read_line(sock))
-                except OSError as error:
-                    errors.append(error)
-
-        stop = threading.Event()
-        load = threading.Thread(target=clients, args=(stop,), daemon=True)
+        load = threading.Thread(target=clients, args=(port,), daemon=True)
         load.start()
         try:
             with example(solution, "--take-over", path, "--handoff", path) as (new, same):
                 assert same == port
                 wait(old, rb"^server %d handed its listener over$" % old.pid)
                 assert old.proc.wait(TIMEOUT) == 0
-                while b"server %d\n" % new.pid not in greetings[-3:] and load.is_alive():
-                    load.join(0.01)
-                stop.set()
+                old_gone.set()
                 load.join(TIMEOUT)
+                assert not load.is_alive()
                 assert_stops_cleanly(new)
         finally:
-            stop.set()
+            old_gone.set()
     assert errors == []  # not one client refused or reset during the hand-over
     assert set(greetings) == {b"server %d\n" % old.pid, b"server %d\n" % new.pid}
+    assert greetings[-3:] == [b"server %d\n" % new.pid] * 3
 
 
 @pytest.mark.parametrize(("command", "reason"), [

@@ -29,14 +29,8 @@ from layer2_prefork import TCP, Event, Interval, listen, run, timeout
 args = argparse.Namespace()
 
 
-def say(line: str) -> None:
-    """Print a line in one write, so that lines of several processes never mix."""
-    sys.stdout.write(line + "\n")
-    sys.stdout.flush()
-
-
 # --8<-- [start:watchdog]
-def answer(conn: BufferedSocket, command: list[bytes]) -> bytes:
+def answer(command: list[bytes]) -> bytes:
     match command:
         case [b"LEFT"]:
             return b"%.2f s left" % timeout()
@@ -52,11 +46,17 @@ def answer(conn: BufferedSocket, command: list[bytes]) -> bytes:
 def serve(conn: BufferedSocket) -> None:
     timeout(args.limit)  # kill this worker if the connection takes longer
     while line := conn.read(256, b"\n"):
-        conn.flush(answer(conn, line.split()) + b"\n")
+        conn.flush(answer(line.split()) + b"\n")
 # --8<-- [end:watchdog]
 
 
 # --8<-- [start:tick]
+def say(line: str) -> None:
+    """Print a line in one write, so that lines of several processes never mix."""
+    sys.stdout.write(line + "\n")
+    sys.stdout.flush()
+
+
 def tick(event: Event) -> None:
     say(f"{event.interval} started at {time.monotonic():.3f} in worker {os.getpid()}")
     time.sleep(args.work)  # the run's work

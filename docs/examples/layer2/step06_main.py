@@ -21,13 +21,13 @@ from layer2_prefork import TCP, Event, Main, listen, run
 args = argparse.Namespace()
 
 
+# --8<-- [start:job]
 def say(line: str) -> None:
     """Print a line in one write, so that lines of several processes never mix."""
     sys.stdout.write(line + "\n")
     sys.stdout.flush()
 
 
-# --8<-- [start:job]
 def job() -> None:
     answers: Counter[bytes] = Counter()
     for _ in range(args.requests):

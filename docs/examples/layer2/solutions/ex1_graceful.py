@@ -25,12 +25,6 @@ from layer1_sockets import BufferedSocket
 STOP_SIGNALS = {signal.SIGTERM, signal.SIGINT}
 
 
-def say(line: str) -> None:
-    """Print a line in one write, so that lines of several processes never mix."""
-    sys.stdout.write(line + "\n")
-    sys.stdout.flush()
-
-
 def serve(conn: BufferedSocket) -> None:
     conn.flush(f"worker {os.getpid()}\n".encode())
     while line := conn.read(4096, b"\n"):
@@ -38,6 +32,12 @@ def serve(conn: BufferedSocket) -> None:
 
 
 # --8<-- [start:solution]
+def say(line: str) -> None:
+    """Print a line in one write, so that lines of several processes never mix."""
+    sys.stdout.write(line + "\n")
+    sys.stdout.flush()
+
+
 def child(listener: socket.socket) -> None:
     signal.signal(signal.SIGINT, signal.SIG_DFL)  # Ctrl-C still ends everything at once
     signal.signal(signal.SIGTERM, signal.SIG_IGN)  # the polite stop comes through the socket
