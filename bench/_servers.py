@@ -147,9 +147,9 @@ class Running:
         self.port = free_port()
         self.log = log
         self.workers: list[int] = []
-        cwd = SERVERS_DIR if server.name == "waitress" else ROOT
-        with open(log, "wb") as out:
-            self.proc = subprocess.Popen(server.command(python, self.port), cwd=cwd, env=env,
+        with open(log, "wb") as out:  # cwd: never the checkout, so PYTHONPATH picks our code
+            self.proc = subprocess.Popen(server.command(python, self.port), cwd=SERVERS_DIR,
+                                         env=env,
                                          stdin=subprocess.DEVNULL, stdout=out,
                                          stderr=subprocess.STDOUT, start_new_session=True)
 
@@ -173,7 +173,7 @@ class Running:
                 raise RuntimeError(f"{self.server.name} exited ({self.proc.returncode}); "
                                    f"log: {self.log_tail()}")
             if not answered:
-                answered = self._answers()
+                answered = self.answers()
             if answered:
                 self.workers = children_of(self.pid) if self.server.workers else [self.pid]
                 if len(self.workers) >= max(self.server.workers, 1):
@@ -182,7 +182,8 @@ class Running:
         raise RuntimeError(f"{self.server.name} not ready after {timeout} s; "
                            f"log: {self.log_tail()}")
 
-    def _answers(self) -> bool:
+    def answers(self) -> bool:
+        """Whether ``GET /`` on a new connection gets ``Hello, World!`` within 2 s."""
         try:
             status, body = get(self.port, "/", timeout=2.0)
         except (OSError, ClientError):

@@ -54,7 +54,7 @@ class Settings:
     fairness_within: float = 1.0
     fairness_wait: float = 3.0
     upload_repeat: int = 2
-    upload_timeout: float = 120.0
+    upload_timeout: float = 60.0
     wrk: str = "wrk"
     upload_dir: Path = field(default_factory=lambda: Path(tempfile.gettempdir()))
     block: bytes = b""

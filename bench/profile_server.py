@@ -13,8 +13,11 @@ and summarised here: the share of samples per function, by self time
 (the function was on top of the stack) and by inclusive time (it was
 anywhere on the stack), and per source file.
 
-py-spy samples only running code by default, so the shares are shares
-of CPU time, not of waiting.
+py-spy samples a process that is running or waiting for a CPU (not one
+that sleeps), so on a busy machine the time inside system calls grows.
+With ``--cprofile`` each worker runs under `cProfile` on CPU time instead
+(``servers/profiled_app.py``), and the summary gives calls and
+microseconds per request.
 """
 
 from __future__ import annotations

@@ -37,6 +37,7 @@ import re
 import signal
 import subprocess
 import sys
+import tarfile
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import asdict, replace
@@ -77,6 +78,9 @@ def parser() -> argparse.ArgumentParser:
                      help="comma-separated workloads (default: all: %(default)s)")
     cli.add_argument("--python", help="interpreter for the servers (default: bench/.venv's, "
                                       "else this one)")
+    cli.add_argument("--commit", metavar="REV",
+                     help="run our server from this commit (a snapshot made with git archive) "
+                          "instead of the working tree")
     cli.add_argument("--output", type=Path, default=BENCH / "results",
                      help="folder for latest.md, latest.json, latest.svg (bench/results)")
     cli.add_argument("--publish", action="store_true",
@@ -184,16 +188,50 @@ def measure_one(server: Running, measure: Callable[[Running, Settings], Measurem
     """One measurement; a failure is recorded, not raised."""
     if not server.alive():
         return Measurement(None, error=f"the server had exited; log: {server.log_tail(200)!r}")
+    if not server.answers():
+        return Measurement(None, error="the server did not answer GET / before the measurement")
     try:
         return measure(server, settings)
     except (OSError, RuntimeError, ValueError, ClientError) as error:
         return Measurement(None, error=f"{type(error).__name__}: {error}")
 
 
-def start_all(servers: list[str], python: str, logs: Path, upload_dir: Path,
+LAYERS = ("layer1_sockets", "layer2_prefork", "layer3_http")
+
+
+def _git(*args: str) -> str:
+    done = subprocess.run(["git", "-C", str(ROOT), *args], capture_output=True, timeout=60,
+                          check=True)
+    return done.stdout.decode(errors="replace").strip()
+
+
+def snapshot(commit: str, folder: Path) -> str:
+    """Extract our packages as of `commit` into `folder`; return a description of it."""
+    sha = _git("rev-parse", "--short", commit + "^{commit}")
+    with subprocess.Popen(["git", "-C", str(ROOT), "archive", "--format=tar", sha, *LAYERS],
+                          stdout=subprocess.PIPE) as archive:
+        assert archive.stdout is not None
+        with tarfile.open(fileobj=archive.stdout, mode="r|") as tar:
+            tar.extractall(folder, filter="data")
+    if archive.returncode != 0:
+        raise SystemExit(f"bench: git archive {commit} failed")
+    return f"commit {sha} ({commit})"
+
+
+def working_tree() -> str:
+    """A description of the checkout our server runs from."""
+    try:
+        sha = _git("rev-parse", "--short", "HEAD")
+        dirty = _git("status", "--porcelain", "--", *LAYERS)
+    except (OSError, subprocess.SubprocessError):
+        return f"the working tree in {ROOT}"
+    return f"the working tree at {sha}" + (" with uncommitted changes" if dirty else "")
+
+
+def start_all(servers: list[str], python: str, source: Path, logs: Path, upload_dir: Path,
               running: dict[str, Running]) -> None:
     """Start every server (into `running`, so a failure still stops those started)."""
-    env = dict(os.environ, PYTHONPATH=str(ROOT) + os.pathsep + os.environ.get("PYTHONPATH", ""),
+    env = dict(os.environ, PYTHONPATH=str(source) + os.pathsep + os.environ.get("PYTHONPATH", ""),
                BENCH_UPLOAD_DIR=str(upload_dir), PYTHONUNBUFFERED="1")
     for name in servers:
         running[name] = Running(SERVERS[name], python, logs / f"{name}.log", env)
@@ -264,8 +302,13 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 2
     python = interpreter(arguments, servers)
     upload_dir = make_upload_dir()
+    source, code = ROOT, working_tree()
+    if arguments.commit:
+        source = upload_dir / "source"
+        code = snapshot(arguments.commit, source)
     settings = settings_from(arguments, wrk, upload_dir)
     header = environment(python, wrk, settings)
+    header.append(f"Our server ran from {code}.")
     print("\n".join(header), flush=True)
     logs = arguments.output / "logs"
     logs.mkdir(parents=True, exist_ok=True)
@@ -273,7 +316,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     running: dict[str, Running] = {}
     started = time.monotonic()
     try:
-        start_all(servers, python, logs, upload_dir, running)
+        start_all(servers, python, source, logs, upload_dir, running)
         results = measure_all(running, workloads, settings)
     except KeyboardInterrupt:
         print("bench: interrupted; stopping the servers", file=sys.stderr)
