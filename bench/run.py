@@ -155,7 +155,8 @@ def environment(python: str, wrk: str, settings: Settings) -> list[str]:
             f"{', ' + peers if peers else ''}; load average at the start {load}.",
             f"{settings.rounds} round{'s' if settings.rounds != 1 else ''}; "
             f"wrk: {settings.duration} s per load, "
-            f"{settings.threads} thread(s), {settings.connections} connections; uploads "
+            f"{settings.threads} thread{'s' if settings.threads != 1 else ''}, "
+            f"{settings.connections} connections; uploads "
             f"{settings.upload_repeat} x {settings.upload_bytes // MIB} MiB, multipart "
             f"{settings.upload_repeat} x {settings.multipart_bytes // MIB} MiB; "
             f"fairness: {settings.fairness_clients} clients, answered within "
@@ -215,7 +216,7 @@ def snapshot(commit: str, folder: Path) -> str:
             tar.extractall(folder, filter="data")
     if archive.returncode != 0:
         raise SystemExit(f"bench: git archive {commit} failed")
-    return f"commit {sha} ({commit})"
+    return f"commit {sha}"
 
 
 def working_tree() -> str:
