@@ -8,7 +8,7 @@ HOST ?= 127.0.0.1
 PORT ?= 8000
 SERVE_ARGS ?=
 
-.PHONY: serve test setup lint typecheck imports pytest docs clean
+.PHONY: serve test setup bench bench-publish lint typecheck imports pytest docs clean
 
 # The tutorial, built strictly, served by the server it teaches (layer 3's
 # static-file callback on layer 2's pre-forked workers). Ctrl-C sends SIGINT,
@@ -45,3 +45,10 @@ docs:
 
 clean:
 	rm -rf $(VENV) site
+
+# Benchmarks (standard library only; bench/run.py makes its own venv for the peers).
+bench:  ## about 7 minutes; BENCH_ARGS="--quick" for a short check
+	$(PYTHON) bench/run.py $(BENCH_ARGS)
+
+bench-publish:
+	$(PYTHON) bench/run.py --commit HEAD --publish $(BENCH_ARGS)
