@@ -38,6 +38,7 @@ import contextlib
 import socket
 import ssl
 import struct
+import time
 from collections.abc import Callable
 from types import TracebackType
 from typing import Self
@@ -445,7 +446,7 @@ class BufferedSocket(SocketInfo):
     # -- TLS -----------------------------------------------------------------
 
     def starttls(self, context: ssl.SSLContext, *, server_side: bool = False,
-                 server_hostname: str | None = None) -> Self:
+                 server_hostname: str | None = None, timeout: float | None = None) -> Self:
         """Turn this connection into a TLS endpoint; block until the handshake is done.
 
         Queued output is flushed first (it goes out in plain text); input
@@ -462,11 +463,15 @@ class BufferedSocket(SocketInfo):
             server_hostname: The name to check the server certificate
                 against (client side; required when the context checks
                 host names).
+            timeout: The most seconds the handshake may take (`None`: no
+                limit); a server sets one against clients that say nothing.
 
         Returns:
             The socket.
 
         Raises:
+            TimeoutError: The handshake did not end within `timeout`; the
+                socket is unusable then, as after a failed handshake.
             SocketStateError: TLS was already started, or the socket is finished.
             ssl.SSLError: The handshake failed; the socket is unusable then
                 (reads and writes raise the same error again).
@@ -477,8 +482,15 @@ class BufferedSocket(SocketInfo):
         self.flush()
         received = self._reader.take(len(self._reader.buffer))
         transport = TLSTransport(self._sock, context, server_side, server_hostname, received)
+        deadline = None if timeout is None else time.monotonic() + timeout
+
+        def wait(mode: str) -> None:
+            left = None if deadline is None else max(deadline - time.monotonic(), 0.0)
+            if not wait_ready(self._sock, mode, left):
+                raise TimeoutError(f"the TLS handshake took longer than {timeout} s")
+
         try:
-            transport.handshake(lambda mode: wait_ready(self._sock, mode))
+            transport.handshake(wait)
         except OSError as error:
             self._reader.error = self._writer.error = error
             raise
