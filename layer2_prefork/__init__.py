@@ -1,27 +1,43 @@
 """The pre-forking listener (Moonbridge's `listen{...}`, `timeout(...)` and master).
 
 Declare pools with `listen()`, serve them with `run()` (or run the
-script with `python -m layer2_prefork script.py`), and guard handlers with
-`timeout()`.
+script with `python -m layer2_prefork script.py`; sockets passed by
+systemd come from `socket_activation()`), and guard handlers with
+`timeout()`; inside a handler, `stopping()` and `stop_fd()` tell that a
+graceful stop began. A command line of your own gets the same server options and
+start-up steps from `add_server_options`, `ServerOptions` and
+`serve_command`.
 """
 
-from ._config import TCP, Event, Interval, Listener, Local, Main, PoolOptions
+from ._activation import socket_activation
+from ._config import TCP, Event, Inherited, Interval, Listener, Local, Main, PoolOptions
 from ._errors import ExitCode, StartupError
+from ._logging import reopen as reopen_logs
 from ._server import Pool, listen, run
+from ._service import ServerOptions, add_server_options, serve_command
 from ._timeout import timeout
+from ._worker import stop_fd, stopping
 
 __all__ = [
     "TCP",
     "Event",
     "ExitCode",
+    "Inherited",
     "Interval",
     "Listener",
     "Local",
     "Main",
     "Pool",
     "PoolOptions",
+    "ServerOptions",
     "StartupError",
+    "add_server_options",
     "listen",
+    "reopen_logs",
     "run",
+    "serve_command",
+    "socket_activation",
+    "stop_fd",
+    "stopping",
     "timeout",
 ]

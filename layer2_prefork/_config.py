@@ -205,8 +205,38 @@ class Main:
         _check_name("Main", self.name)
 
 
-Listener = TCP | Local | Interval | Main
-"""Any of the four listener kinds."""
+@dataclass(frozen=True, slots=True)
+class Inherited:
+    """A listening socket this process was given already open (systemd socket activation).
+
+    Usually made by `socket_activation()` from systemd's ``LISTEN_FDS``.
+    The socket must be a listening stream socket (TCP or Unix); `listen()`
+    adopts it instead of binding. Its Unix socket file, if any, belongs to
+    whoever made it and is not removed at exit.
+
+    Args:
+        fd: The descriptor number (systemd passes 3, 4, ...).
+        name: The name systemd gave it (``FileDescriptorName=``), or ``""``.
+
+    Raises:
+        ValueError: If `fd` is not an int >= 0.
+
+    Examples:
+        >>> Inherited(3)
+        Inherited(fd=3, name='')
+    """
+
+    fd: int
+    name: str = ""
+
+    def __post_init__(self) -> None:
+        _check_count("Inherited: fd", self.fd, 0)
+        if not isinstance(self.name, str):
+            raise ValueError(f"Inherited: name must be a str, not {self.name!r}")
+
+
+Listener = TCP | Local | Inherited | Interval | Main
+"""Any of the five listener kinds."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -253,7 +283,9 @@ class PoolOptions:
     `min_fork=None` becomes `max(pre_fork, 2)` and `max_fork=None`
     becomes `max(min_fork, 16)`. Delays are in seconds; `exit_delay` and
     `idle_timeout` may be `math.inf` (never). `idle_timeout=0` also
-    means never. `memory_limit` is in bytes.
+    means never. `memory_limit` is in bytes. `max_requests` (`None` =
+    never) retires a worker after that many calls of `connect` plus a
+    random 0 to `max_requests_jitter` of its own.
 
     Raises:
         ValueError: Naming the first option whose value is wrong.
@@ -272,6 +304,8 @@ class PoolOptions:
     exit_delay: float = 60.0
     idle_timeout: float = 0.0
     memory_limit: int | None = None
+    max_requests: int | None = None
+    max_requests_jitter: int = 0
 
     def __post_init__(self) -> None:
         pre_fork = _check_count("pre_fork", self.pre_fork, 0)
@@ -292,6 +326,9 @@ class PoolOptions:
             object.__setattr__(self, option, value)
         if self.memory_limit is not None:
             _check_count("memory_limit", self.memory_limit, 1)
+        if self.max_requests is not None:
+            _check_count("max_requests", self.max_requests, 1)
+        _check_count("max_requests_jitter", self.max_requests_jitter, 0)
 
     @property
     def minimum(self) -> int:

@@ -5,10 +5,13 @@ worker, and keeps every pool at its configured size. It is written as a
 list, in the manner of gunicorn's arbiter:
 
     loop until stopped and every worker is reaped:
-        handle signals        SIGTERM: graceful stop; SIGINT/SIGHUP: fast stop
+        handle signals        SIGTERM: graceful stop; SIGINT/SIGHUP: fast stop;
+                              SIGUSR1: reopen log files, log statistics
         reap workers          waitpid(pid, WNOHANG) for each worker
         check timers          graceful deadline, idle_timeout, exit_delay
-        dispatch              due timers and held connections to idle workers
+        dispatch              due timers and held connections to idle workers;
+                              stopping, once no connection is held: T to idle
+                              and to busy workers
         adjust pools          fork one worker where a pool is below target
         log statistics        (with --stats) when a pool's counts changed
         compute next wake-up  the earliest timer of any pool
@@ -41,7 +44,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from enum import Enum
 
-from . import _accept
+from . import _accept, _logging
 from ._config import PoolSpec
 from ._errors import ExitCode
 from ._logging import logger
@@ -143,6 +146,8 @@ class Master:
             elif number == signal.SIGCHLD:
                 self.workers.maybe_exited = True
             elif number == signal.SIGUSR1:
+                count = _logging.reopen()
+                logger.info("SIGUSR1: %d log file(s) reopened", count)
                 self._log_stats(force=True)
 
     def _close_in_child(self) -> None:
@@ -184,6 +189,8 @@ class Master:
             if self.stop is Stop.GRACEFUL and not pool.pending:
                 while (pid := pool.state.next_idle()) is not None:
                     self.workers.terminate(pool, pid, "stopping")
+                for busy in pool.state.busy():  # once no held connection needs them
+                    self.workers.finish_then_exit(pool, busy)
 
     def _adjust_pools(self, now: float) -> None:
         for pool in self.pools:

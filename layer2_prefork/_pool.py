@@ -122,6 +122,10 @@ class PoolState:
         self.idle.append(pid)
         return job
 
+    def busy(self) -> list[int]:
+        """The workers running work now."""
+        return [pid for pid, worker in self.workers.items() if worker.state is State.BUSY]
+
     def next_idle(self) -> int | None:
         """Return the worker idle the longest, the next to get work (FIFO), if any."""
         return self.idle[0] if self.idle else None
@@ -147,6 +151,12 @@ class PoolState:
         worker.dismissed = worker.dismissed or dismissed
         job, worker.job = worker.job, None
         return job
+
+    def dismiss_busy(self, pid: int) -> None:
+        """Record that a busy worker was told to exit when done; it keeps its job until then."""
+        worker = self.workers[pid]
+        worker.state = State.STOPPING
+        worker.dismissed = True
 
     def exited(self, pid: int, status: int, now: float) -> tuple[int | None, bool]:
         """Record a reaped worker; return (unfinished job, whether prepare failed).

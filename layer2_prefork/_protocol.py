@@ -20,6 +20,14 @@ Today's messages are:
 | `C`  | to worker | 0-1 | listener index (2 bytes); the accepted socket, if any |
 | `T`  | to worker | 0   | empty: "finish and exit"                             |
 
+`T` also goes to a worker that is busy during a graceful stop, once no
+held connection waits for a worker: "exit when you are done". The worker
+reads it only when asked (its `stopping()` turns true, so a handler can
+end idle work early: layer 3 closes keep-alive connections waiting for
+their next request) or when it is done. The master counts such a worker
+as stopping from then on and never sends it `C` again, so a `T` that
+crosses the worker's `I` on the way cannot lose a connection.
+
 The header makes the protocol extensible without breaking the framing: a
 later message can carry bytes (the start of a request the master has read)
 or hand a connection back to the master, by adding a kind and a row to

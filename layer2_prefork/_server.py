@@ -30,6 +30,7 @@ from . import _logging, _worker
 from ._config import (
     TCP,
     Handlers,
+    Inherited,
     Interval,
     Listener,
     Local,
@@ -118,7 +119,8 @@ def listen(*listeners: Listener, prepare: Callable[[], object] | None = None,
            connect: Callable[[Any], object], finish: Callable[[], object] | None = None,
            pre_fork: int = 1, min_fork: int | None = None, max_fork: int | None = None,
            fork_delay: float = 0.25, fork_error_delay: float = 2.0, exit_delay: float = 60.0,
-           idle_timeout: float = 0.0, memory_limit: int | None = None) -> Pool:
+           idle_timeout: float = 0.0, memory_limit: int | None = None,
+           max_requests: int | None = None, max_requests_jitter: int = 0) -> Pool:
     """Declare a pool of workers serving `listeners`, and bind its sockets now.
 
     Each call makes one pool with its own workers. Every worker runs
@@ -132,8 +134,8 @@ def listen(*listeners: Listener, prepare: Callable[[], object] | None = None,
     the handler did not close is closed after `connect` returns.
 
     Args:
-        *listeners: One or more of `TCP`, `Local`,
-            `Interval`, `Main`.
+        *listeners: One or more of `TCP`, `Local`, `Inherited`
+            (see `socket_activation`), `Interval`, `Main`.
         prepare: Called once in each new worker (if it raises, the worker
             exits and the pool forks at most one worker per `fork_error_delay`).
         connect: Called with each connection or event.
@@ -149,6 +151,11 @@ def listen(*listeners: Listener, prepare: Callable[[], object] | None = None,
             its size when forked (`RLIMIT_AS`; beyond it allocations raise
             `MemoryError`), and retires after a connection once its resident
             size exceeds it.
+        max_requests: Retire a worker after it served this many connections
+            and events (`None` = never); the pool forks a fresh one at once.
+            Recycling workers bounds what slow leaks in an application cost.
+        max_requests_jitter: Each worker adds a random 0 to this many to
+            `max_requests`, so that workers do not all retire together.
 
     Returns:
         The pool's handle, with the bound addresses.
@@ -165,16 +172,18 @@ def listen(*listeners: Listener, prepare: Callable[[], object] | None = None,
     if not listeners:
         raise ValueError("listen: at least one listener is required")
     for listener in listeners:
-        if not isinstance(listener, TCP | Local | Interval | Main):
+        if not isinstance(listener, TCP | Local | Inherited | Interval | Main):
             raise ValueError(f"listen: not a listener: {listener!r}")
     handlers = Handlers(connect, prepare, finish)
     options = PoolOptions(pre_fork, min_fork, max_fork, fork_delay, fork_error_delay,
-                          exit_delay, idle_timeout, memory_limit)
+                          exit_delay, idle_timeout, memory_limit, max_requests,
+                          max_requests_jitter)
     spec = PoolSpec(len(_pools), tuple(listeners), handlers, options)
     bound: list[Bound | None] = []
     try:
         for listener in listeners:
-            bound.append(bind(listener) if isinstance(listener, TCP | Local) else None)
+            bound.append(bind(listener) if isinstance(listener, TCP | Local | Inherited)
+                         else None)
     except BaseException:
         for done in bound:
             if done is not None:
@@ -207,7 +216,8 @@ def run(*, graceful_timeout: float | None = None, stats: bool | None = None) -> 
     close, busy workers finish, then exit code 0; workers still busy after
     `graceful_timeout` are killed); `SIGINT` and `SIGHUP` stop at once
     (workers are killed). A `Main` listener stops the server when it has
-    run. `SIGUSR1` logs each pool's worker counts. If nothing configured
+    run. `SIGUSR1` reopens the log files (after logrotate moved them, see
+    `reopen_logs`) and logs each pool's worker counts. If nothing configured
     logging, the log goes to stderr.
 
     Args:

@@ -22,7 +22,7 @@ import socket
 import stat
 from dataclasses import dataclass
 
-from ._config import TCP, Local
+from ._config import TCP, Inherited, Local
 
 BACKLOG = 1024
 
@@ -50,21 +50,45 @@ class Bound:
             self.identity = None
 
 
-def bind(listener: TCP | Local) -> Bound:
+def bind(listener: TCP | Local | Inherited) -> Bound:
     """Create, bind and start listening on the socket a listener describes.
 
+    An `Inherited` socket is adopted as it is (it must be listening already).
+
     Args:
-        listener: A TCP or Unix listener.
+        listener: A TCP, Unix or inherited listener.
 
     Returns:
         The listening socket (non-blocking) with its bound address.
 
     Raises:
-        OSError: As the kernel reports it (address in use, permission, ...).
+        OSError: As the kernel reports it (address in use, permission, not
+            a socket, ...); for an inherited descriptor that is not a
+            listening stream socket, `EINVAL`.
     """
     if isinstance(listener, TCP):
         return _bind_tcp(listener)
+    if isinstance(listener, Inherited):
+        return _adopt(listener)
     return _bind_local(listener)
+
+
+def _adopt(listener: Inherited) -> Bound:
+    sock = socket.socket(fileno=listener.fd)
+    try:
+        listening = sock.getsockopt(socket.SOL_SOCKET, socket.SO_ACCEPTCONN)
+        if sock.type != socket.SOCK_STREAM or not listening:
+            raise OSError(errno.EINVAL, "not a listening stream socket", f"fd {listener.fd}")
+        sock.setblocking(False)
+        sock.set_inheritable(False)
+        name = sock.getsockname()
+    except BaseException:
+        sock.detach()  # not ours to close when it is not what was promised
+        raise
+    if sock.family == socket.AF_UNIX:
+        path = name.decode(errors="replace") if isinstance(name, bytes) else str(name)
+        return Bound(sock, path)
+    return Bound(sock, (str(name[0]), int(name[1])))
 
 
 def _bind_tcp(listener: TCP) -> Bound:

@@ -8,8 +8,15 @@ A worker is forked by the master and never returns into the master's code:
         send I                     "idle"
         wait for C or T            (EOF: the master is gone -> leave)
         C: connect(conn or event)  raises -> traceback, reset, exit 1
-           returned False, or resident size above memory_limit -> leave
+           returned False, resident size above memory_limit, or
+           max_requests served -> leave
     leave: finish(), send B, exit 0
+
+While `connect` runs, the master may send `T` (a graceful stop began:
+exit when done). The worker reads it only when asked: `stopping()` looks
+at the control socket without blocking, and `stop_fd()` is the
+descriptor to include in a poll to learn of it while waiting for
+something else. Once done, a worker told so leaves without saying idle.
 
 Invariants:
 
@@ -25,20 +32,23 @@ from __future__ import annotations
 
 import contextlib
 import os
+import random
 import resource
+import select
 import selectors
 import signal
 import socket
 import sys
 import time
 import traceback
+from collections import deque
 from enum import Enum
 from typing import Any, NoReturn
 
 from layer1_sockets import BufferedSocket
 
 from . import _timeout
-from ._config import TCP, Event, Interval, Local, Main, PoolSpec
+from ._config import TCP, Event, Inherited, Interval, Local, Main, PoolSpec
 from ._errors import ProtocolError
 from ._protocol import TO_WORKER, Decoder, Kind, Message, encode
 
@@ -47,6 +57,9 @@ CLOSE_TIMEOUT = 10.0
 
 inside = False
 """True in a worker process (`listen` refuses to run there)."""
+
+_current: Worker | None = None
+"""The worker this process runs (`None` in the master and elsewhere)."""
 
 _RESET_SIGNALS = (signal.SIGTERM, signal.SIGINT, signal.SIGHUP, signal.SIGCHLD,
                   signal.SIGUSR1, signal.SIGALRM)
@@ -70,13 +83,14 @@ def main(spec: PoolSpec, control: socket.socket) -> NoReturn:
         spec: The worker's pool.
         control: The worker's end of its control socket pair.
     """
-    global inside
+    global inside, _current
     inside = True
     code = 1
     try:
         for number in _RESET_SIGNALS:
             signal.signal(number, signal.SIG_DFL)
-        code = Worker(spec, control).run()
+        _current = Worker(spec, control)
+        code = _current.run()
     except SystemExit as request:  # sys.exit() in a handler: leave with its status
         code = request.code if isinstance(request.code, int) else int(request.code is not None)
     except BaseException:
@@ -101,6 +115,17 @@ class Worker:
         self.handlers = spec.handlers
         self.control = control
         self.decoder = Decoder(TO_WORKER)
+        self.inbox: deque[Message] = deque()
+        """Messages read while busy (only `T` is expected then), in order."""
+        self.stop_requested = False
+        """A `T` arrived while busy: the server is stopping gracefully."""
+        self.master_gone = False
+        """The control socket ended: the master is gone."""
+        self.broken: ProtocolError | None = None
+        """A malformed message noticed while busy, raised when idle."""
+        self.served = 0
+        self.max_requests = request_limit(spec.options.max_requests,
+                                          spec.options.max_requests_jitter)
 
     def run(self) -> int:
         """Prepare, serve until told to stop, finish; return the exit status."""
@@ -134,22 +159,58 @@ class Worker:
         return True
 
     def _idle(self) -> Message | None:
-        """Say idle, then block until the master's next message; None if the master is gone."""
+        """Say idle, then block until the master's next message; None if the master is gone.
+
+        A message read while busy (a `T`) is returned at once, without saying idle.
+        """
+        if self.inbox:
+            return self.inbox.popleft()
         try:
             self.control.sendall(encode(Kind.IDLE))
         except OSError:
             return None
         while True:
-            message = self.decoder.next_message()
-            if message is not None:
-                return message
-            data, fds, flags, _ = socket.recv_fds(self.control, 4096, 4)
-            self.decoder.feed(data, fds)
-            if flags & socket.MSG_CTRUNC:
-                raise ProtocolError("descriptors from the master were truncated")
-            if not data:
-                self.decoder.close()
+            if self.broken is not None:
+                raise self.broken
+            if self.inbox:
+                return self.inbox.popleft()
+            if self.master_gone:
                 return None
+            self._receive(block=True)
+
+    def _receive(self, block: bool) -> None:
+        """Read the control socket once; queue the messages, note a `T` and the end.
+
+        Raises:
+            ProtocolError: The master sent something the protocol does not allow.
+        """
+        if not block and not _readable(self.control):
+            return  # (recv_fds ignores MSG_DONTWAIT in Python 3.11)
+        try:
+            data, fds, flags, _ = socket.recv_fds(self.control, 4096, 4)
+        except ConnectionResetError:
+            data, fds, flags = b"", [], 0
+        self.decoder.feed(data, fds)
+        if flags & socket.MSG_CTRUNC:
+            raise ProtocolError("descriptors from the master were truncated")
+        if not data:
+            self.decoder.close()
+            self.master_gone = True
+            return
+        while (message := self.decoder.next_message()) is not None:
+            self.stop_requested = self.stop_requested or message.kind is Kind.TERMINATE
+            self.inbox.append(message)
+
+    def check_stop(self) -> bool:
+        """Whether the server is stopping (or the master is gone); never blocks."""
+        if not (self.stop_requested or self.master_gone or self.broken):
+            try:
+                self._receive(block=False)
+            except ProtocolError as error:
+                self.broken = error
+            except OSError:
+                self.master_gone = True
+        return self.stop_requested or self.master_gone or self.broken is not None
 
     def _serve(self, message: Message) -> After:
         """Run `connect` for one CONNECT message."""
@@ -157,7 +218,7 @@ class Worker:
         if index >= len(self.spec.listeners):
             raise ProtocolError(f"CONNECT for listener {index}, which does not exist")
         listener = self.spec.listeners[index]
-        if isinstance(listener, TCP | Local) != bool(message.fds):
+        if isinstance(listener, TCP | Local | Inherited) != bool(message.fds):
             raise ProtocolError(f"CONNECT for listener {index} with {len(message.fds)} fds")
         conn: BufferedSocket | Event
         if isinstance(listener, Interval):
@@ -177,9 +238,80 @@ class Worker:
             _timeout.disarm()
         if isinstance(conn, BufferedSocket) and not conn.closed:
             close_politely(conn)
+        self.served += 1
         if result is False:
             return After.LEAVE
+        if self.max_requests is not None and self.served >= self.max_requests:
+            print(f"served {self.served} requests (max_requests); retiring", file=sys.stderr)
+            return After.LEAVE
         return After.LEAVE if over_memory_limit(self.spec.options.memory_limit) else After.CONTINUE
+
+
+def _readable(sock: socket.socket) -> bool:
+    """Whether a read of `sock` would return at once (poll with timeout 0)."""
+    watch = select.poll()
+    watch.register(sock, select.POLLIN)
+    return bool(watch.poll(0))
+
+
+def stopping() -> bool:
+    """Whether the server this worker belongs to is stopping; never blocks.
+
+    Turns true when a graceful stop began while this worker was busy (or
+    was given a connection held during the stop), or when the master is
+    gone. A handler can then end idle work early: layer 3 closes a
+    keep-alive connection instead of waiting for its next request. Work
+    already under way should still be finished. Outside a worker (in the
+    master, or a script run without `run()`) it is always `False`.
+
+    Returns:
+        `True` once a stop was requested; it stays true.
+
+    Examples:
+        >>> stopping()  # not in a worker
+        False
+    """
+    worker = _current
+    return worker is not None and worker.check_stop()
+
+
+def stop_fd() -> int | None:
+    """A descriptor that turns readable when `stopping()` may have turned true.
+
+    Include it in the poll of a wait (for the next request, for a slow
+    peer), then call `stopping()`, which reads the notice: the descriptor
+    is the worker's control socket, so never read it yourself. Call
+    `stopping()` before each wait too: once a notice was read, the
+    descriptor stays quiet.
+
+    Returns:
+        The descriptor, or `None` outside a worker.
+
+    Examples:
+        >>> stop_fd() is None  # not in a worker
+        True
+    """
+    worker = _current
+    if worker is None or worker.master_gone:
+        return None
+    return worker.control.fileno()
+
+
+def request_limit(max_requests: int | None, jitter: int) -> int | None:
+    """The number of requests after which this worker retires (`max_requests`).
+
+    Each worker adds its own random amount from 0 to `jitter`, so
+    workers started together do not all retire at the same moment.
+
+    Examples:
+        >>> request_limit(None, 10) is None
+        True
+        >>> 100 <= request_limit(100, 10) <= 110
+        True
+    """
+    if max_requests is None:
+        return None
+    return max_requests + (random.randint(0, jitter) if jitter else 0)
 
 
 def close_politely(conn: BufferedSocket, timeout: float | None = None) -> None:

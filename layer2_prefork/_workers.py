@@ -150,6 +150,16 @@ class Workers:
         except OSError:
             self.kill(self.by_pid[pid], "its control socket failed")
 
+    def finish_then_exit(self, pool: PoolRuntime, pid: int) -> None:
+        """Tell a busy worker to exit when its work is done (`T`; see `_protocol`)."""
+        logger.info("pool %d: worker %d is busy; told to exit when done (stopping)",
+                    pool.index, pid)
+        pool.state.dismiss_busy(pid)
+        try:
+            self.by_pid[pid].send(Kind.TERMINATE)
+        except OSError:
+            self.kill(self.by_pid[pid], "its control socket failed")
+
     def kill(self, worker: WorkerProcess, reason: str, quietly: bool = False) -> None:
         """Kill a worker with `SIGKILL`; it is reaped like any other."""
         log = logger.info if quietly else logger.error
