@@ -3,9 +3,13 @@
 Write a callback that takes a `Request`, turn it into a layer 2 handler
 with `generate_handler`, and serve it with `layer2_prefork.listen` and
 `layer2_prefork.run`, or from the command line with
-``python -m layer3_http module:callback``.
+``python -m layer3_http module:callback``. A WSGI application runs the same
+way through `wsgi_callback` (``python -m layer3_http --wsgi module:app``);
+`tls_context`, `AccessLog` and `TrustedProxies` are the options for
+HTTPS, access logs and reverse proxies.
 """
 
+from ._accesslog import AccessEntry, AccessLog, configure_access_log
 from ._body import BodyDecoder, LengthDecoder, body_decoder
 from ._chunked import ChunkedDecoder
 from ._errors import ClientError, HTTPError, RequestAPIError, reason_phrase
@@ -22,16 +26,22 @@ from ._multipart import (
 )
 from ._options import Options
 from ._post import PostMetadata, PostStream
+from ._proxy import Origin, TrustedProxies
 from ._request import Request
 from ._response import ResponseWriter, http_date, parse_status
 from ._static import static_handler
 from ._tables import Flags, HeaderTables
+from ._tls import tls_context
+from ._wsgi import FileWrapper, wsgi_callback, wsgi_environ
 
 __all__ = [
+    "AccessEntry",
+    "AccessLog",
     "BodyDecoder",
     "BodyKind",
     "ChunkedDecoder",
     "ClientError",
+    "FileWrapper",
     "FirstValues",
     "Flags",
     "HTTPError",
@@ -42,6 +52,7 @@ __all__ = [
     "MultipartEnd",
     "MultipartParser",
     "Options",
+    "Origin",
     "PartData",
     "PartEnd",
     "PartStart",
@@ -51,8 +62,10 @@ __all__ = [
     "RequestAPIError",
     "RequestHead",
     "ResponseWriter",
+    "TrustedProxies",
     "ValueLists",
     "body_decoder",
+    "configure_access_log",
     "generate_handler",
     "http_date",
     "parse_content_type",
@@ -62,4 +75,7 @@ __all__ = [
     "parse_urlencoded",
     "reason_phrase",
     "static_handler",
+    "tls_context",
+    "wsgi_callback",
+    "wsgi_environ",
 ]

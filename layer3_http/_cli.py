@@ -1,18 +1,24 @@
-"""The command line: ``python -m layer3_http [options] TARGET`` or ``--static DIR``.
+"""The command line: ``python -m layer3_http [options] TARGET`` (or ``--wsgi``, ``--static``).
 
 It serves an HTTP callback with a pool of pre-forked workers, in this order
 (each failure has the exit code of the layer 2 command line):
 
 1. parse the options and build the `Options` (a mistake: exit 1);
-2. set up logging and lock the pidfile, as ``python -m layer2_prefork``
-   does and with the same flags (``-b -d -l -p -s -f -i -g``);
-   a pidfile held by another instance: exit 2;
-3. load the callback (see `_target`; a script that fails: exit 3) or, with
-   ``--static DIR``, make a `static_handler`;
-4. bind every ``--listen`` address (default ``127.0.0.1:8000``; a bind
-   error: exit 3) and print one line per listener: ``listening on port N``
-   when the port was 0 (the kernel chose it), otherwise the URL;
-5. run the master loop until the server is stopped (``SIGTERM``: exit 0).
+2. set up logging and lock the pidfile with layer 2's `serve_command`, as
+   ``python -m layer2_prefork`` does and with the same flags
+   (`add_server_options`: ``-b -d -l -p -s -f -i -g``); a pidfile held
+   by another instance: exit 2;
+3. load the callback (see `_target`; a script that fails: exit 3), or
+   the WSGI application of ``--wsgi TARGET`` (wrapped by `wsgi_callback`),
+   or, with ``--static DIR``, make a `static_handler`;
+4. load the TLS certificate (``--certfile``) and open the access log
+   (``--access-log``), both in the master so that workers inherit them
+   (a file that cannot be read: exit 3);
+5. bind every ``--listen`` address and adopt the sockets systemd passed
+   (`socket_activation`); with neither, ``127.0.0.1:8000`` (a bind error:
+   exit 3); print one line per listener: ``listening on port N`` when the
+   port was 0 (the kernel chose it), otherwise the URL;
+6. run the master loop until the server is stopped (``SIGTERM``: exit 0).
 
 Moonbridge: ``moonbridge`` started a Lua script that called
 ``listen{...}`` with ``http.generate_handler``; here the command line does
@@ -23,25 +29,36 @@ from __future__ import annotations
 
 import argparse
 import logging
-import os
 import sys
 from collections.abc import Callable, Sequence
 from typing import Any, NoReturn
 
-from layer2_prefork import TCP, ExitCode, Local, listen, run
-from layer2_prefork._cli import AlreadyRunning, Pidfile, detach
-from layer2_prefork._logging import FACILITIES, configure, logger
-from layer2_prefork._master import Settings
-from layer2_prefork._server import configure_run
+from layer2_prefork import (
+    TCP,
+    ExitCode,
+    Listener,
+    Local,
+    ServerOptions,
+    add_server_options,
+    listen,
+    run,
+    serve_command,
+    socket_activation,
+)
 
+from ._accesslog import configure_access_log
 from ._handler import generate_handler
 from ._options import Options
+from ._proxy import DEFAULT_TRUSTED
 from ._static import static_handler
 from ._target import DEFAULT_CALLBACK, load_callback, parse_listen
+from ._tls import CLIENT_CERTS, tls_context
+from ._wsgi import wsgi_callback
 
 __all__ = ["main", "parser"]
 
 PROGRAM = "python -m layer3_http"
+logger = logging.getLogger("layer3_http")
 _SIZES = ("request_header_size_limit", "request_body_size_limit", "chunk_size",
           "maximum_input_chunk_size", "minimum_output_chunk_size", "drain_size_limit")
 _TIMEOUTS = ("idle_timeout", "request_header_timeout", "stall_timeout", "response_timeout",
@@ -76,6 +93,10 @@ def parser() -> argparse.ArgumentParser:
                   f"script.py[:name], default name {DEFAULT_CALLBACK!r}) or a folder.")
     cli.add_argument("target", nargs="?", help="module:callback, script.py or script.py:callback")
     cli.add_argument("--static", metavar="DIR", help="serve the files of DIR instead of a TARGET")
+    cli.add_argument("--wsgi", metavar="TARGET",
+                     help="serve the WSGI application TARGET (module:app or script.py:app)")
+    cli.add_argument("--script-name", metavar="PATH", default="",
+                     help="with --wsgi: where the application is mounted (SCRIPT_NAME)")
     cli.add_argument("--listen", metavar="ADDRESS", action="append", type=_listener,
                      help="HOST:PORT, [IPv6]:PORT or unix:PATH (repeatable; "
                           "default 127.0.0.1:8000; port 0 = any free port)")
@@ -93,20 +114,31 @@ def parser() -> argparse.ArgumentParser:
                           type=_seconds_or_none, default=argparse.SUPPRESS)
     http.add_argument("--static-header", metavar="'NAME: VALUE'", action="append", default=[],
                       help="a header sent with every response (repeatable)")
-    server = cli.add_argument_group("server (as python -m layer2_prefork)")
-    server.add_argument("-b", "--background", action="store_true",
-                        help="detach from the terminal once listening")
-    server.add_argument("-d", "--debug", action="store_true", help="log every control message")
-    server.add_argument("-l", "--logfile", metavar="FILE", help="append the log to FILE")
-    server.add_argument("-p", "--pidfile", metavar="FILE",
-                        help="write the master's PID to FILE, locked; a second instance exits 2")
-    server.add_argument("-s", "--stats", action="store_true",
-                        help="log each pool's worker counts whenever they change")
-    server.add_argument("-f", "--logfacility", metavar="NAME", choices=FACILITIES,
-                        help="log to syslog with this facility")
-    server.add_argument("-i", "--logident", metavar="NAME", help="log to syslog with this ident")
-    server.add_argument("-g", "--graceful-timeout", metavar="SECONDS", type=float, default=30.0,
-                        help="after SIGTERM, kill workers still busy after SECONDS (30)")
+    production = cli.add_argument_group("production")
+    production.add_argument("--certfile", metavar="FILE",
+                            help="serve HTTPS with this certificate chain (PEM)")
+    production.add_argument("--keyfile", metavar="FILE",
+                            help="the private key (PEM), if not in --certfile")
+    production.add_argument("--ca-certs", metavar="FILE",
+                            help="ask clients for certificates signed by these CAs (PEM)")
+    production.add_argument("--client-certs", choices=tuple(CLIENT_CERTS), default="required",
+                            help="with --ca-certs: whether a client certificate is required "
+                                 "(default) or optional")
+    production.add_argument("--access-log", metavar="FILE",
+                            help="one line per request to FILE (reopened after rotation); "
+                                 "'-' for stdout")
+    production.add_argument("--access-log-format", metavar="FORMAT", default="common",
+                            help="common (default), combined, or a format such as "
+                                 "'%%h %%t \"%%r\" %%>s %%b %%D'")
+    production.add_argument("--forwarded-allow-ips", metavar="LIST",
+                            default=",".join(DEFAULT_TRUSTED),
+                            help="peers whose Forwarded / X-Forwarded-* headers count: "
+                                 "addresses, networks, 'unix', '*' (default %(default)s)")
+    production.add_argument("--max-requests", metavar="N", type=int,
+                            help="retire a worker after N requests (then a fresh one is forked)")
+    production.add_argument("--max-requests-jitter", metavar="N", type=int, default=0,
+                            help="add a random 0..N to --max-requests per worker")
+    add_server_options(cli.add_argument_group("server (as python -m layer2_prefork)"))
     return cli
 
 
@@ -125,6 +157,11 @@ def http_options(arguments: argparse.Namespace) -> Options:
             values[name] = getattr(arguments, name)
     if arguments.static_header:
         values["static_headers"] = arguments.static_header
+    values["forwarded_allow_ips"] = arguments.forwarded_allow_ips
+    if arguments.access_log is not None:
+        values["access_log"] = arguments.access_log_format
+    values["max_requests"] = arguments.max_requests
+    values["max_requests_jitter"] = arguments.max_requests_jitter
     return Options().replace(**values)
 
 
@@ -150,50 +187,45 @@ def main(argv: Sequence[str] | None = None) -> int:
     """
     try:
         arguments = parser().parse_args(argv)
-        if (arguments.target is None) == (arguments.static is None):
-            raise CommandLineError("give either a TARGET or --static DIR")
+        given = [arguments.target, arguments.static, arguments.wsgi]
+        if sum(value is not None for value in given) != 1:
+            raise CommandLineError("give either a TARGET or --static DIR (or --wsgi TARGET)")
+        if arguments.certfile is None and (arguments.keyfile or arguments.ca_certs):
+            raise CommandLineError("--keyfile and --ca-certs need --certfile")
         options = http_options(arguments)
         sizes = pool_sizes(arguments)
     except (CommandLineError, ValueError) as error:
         parser().print_usage(sys.stderr)
         return _fail(str(error), ExitCode.COMMAND_LINE)
-    try:
-        configure(debug=arguments.debug, logfile=arguments.logfile,
-                  facility=arguments.logfacility, ident=arguments.logident,
-                  background=arguments.background)
-    except OSError as error:
-        return _fail(f"cannot open the log: {error}", ExitCode.STARTUP_ERROR)
-    try:
-        pidfile = Pidfile(arguments.pidfile) if arguments.pidfile else None
-    except AlreadyRunning as error:
-        logger.error("%s", error)
-        return ExitCode.ALREADY_RUNNING
-    except OSError as error:
-        logger.error("cannot open the pidfile: %s", error)
-        return ExitCode.STARTUP_ERROR
-    try:
-        return _serve(arguments, options, sizes, pidfile)
-    finally:
-        if pidfile is not None and pidfile.owner in (0, os.getpid()):
-            pidfile.remove()
-        logging.shutdown()
+    return serve_command(ServerOptions.from_arguments(arguments),
+                         lambda: _serve(arguments, options, sizes), program=PROGRAM)
 
 
-def _serve(arguments: argparse.Namespace, options: Options, sizes: dict[str, int],
-           pidfile: Pidfile | None) -> int:
-    """Load the callback, bind, announce, and run the master loop."""
+def _serve(arguments: argparse.Namespace, options: Options, sizes: dict[str, int]) -> int:
+    """Load the callback, set up TLS and the access log, bind, announce, run the master."""
     callback: Callable[[Any], object]
     try:
         if arguments.static is not None:
             callback = static_handler(arguments.static)
+        elif arguments.wsgi is not None:
+            callback = wsgi_callback(load_callback(arguments.wsgi),
+                                     script_name=arguments.script_name)
         else:
             callback = load_callback(arguments.target)
     except ValueError as error:
         return _fail(str(error), ExitCode.COMMAND_LINE)
     except BaseException:
-        logger.exception("cannot load %s", arguments.target)
+        logger.exception("cannot load %s", arguments.wsgi or arguments.target)
         return ExitCode.STARTUP_ERROR
-    listeners = arguments.listen or [TCP("127.0.0.1", 8000)]
+    try:
+        options = _production(arguments, options)
+    except OSError as error:
+        logger.error("%s", error)
+        return ExitCode.STARTUP_ERROR
+    activated = socket_activation()
+    listeners: list[Listener] = [*activated, *(arguments.listen or [])]
+    if not listeners:
+        listeners = [TCP("127.0.0.1", 8000)]
     try:
         pool = listen(*listeners, connect=generate_handler(callback, options),
                       pre_fork=sizes.get("pre_fork", 1), min_fork=sizes.get("min_fork"),
@@ -203,26 +235,42 @@ def _serve(arguments: argparse.Namespace, options: Options, sizes: dict[str, int
     except OSError as error:
         logger.error("cannot listen: %s", error)
         return ExitCode.STARTUP_ERROR
-    for listener, address in zip(listeners, pool.addresses, strict=True):
-        if isinstance(address, str):
-            print(f"listening on unix:{address}", flush=True)
-        elif isinstance(listener, TCP) and listener.port == 0:
-            print(f"listening on port {address[1]}", flush=True)
-        else:
-            host = f"[{address[0]}]" if ":" in address[0] else address[0]
-            print(f"listening on http://{host}:{address[1]}/", flush=True)
-
-    def before_start() -> None:
-        if arguments.background:
-            detach(pidfile)
-        elif pidfile is not None:
-            pidfile.write()
-
-    keep_closed = (pidfile.fd,) if pidfile is not None else ()
-    configure_run(Settings(arguments.graceful_timeout, arguments.stats, keep_closed),
-                  before_start)
+    _announce(listeners, pool.addresses, "https" if options.tls is not None else "http")
     try:
         return run()
     except Exception as error:
         logger.error("cannot start: %s", error)
         return ExitCode.STARTUP_ERROR
+
+
+def _production(arguments: argparse.Namespace, options: Options) -> Options:
+    """Load the TLS certificate and open the access log (in the master, before any fork).
+
+    Raises:
+        OSError: A file cannot be read or opened (the message says which).
+    """
+    if arguments.certfile is not None:
+        try:
+            context = tls_context(arguments.certfile, arguments.keyfile,
+                                  ca_certs=arguments.ca_certs, client_certs=arguments.client_certs)
+        except OSError as error:
+            raise OSError(f"cannot load the TLS certificate: {error}") from None
+        options = options.replace(tls=context)
+    if arguments.access_log is not None:
+        try:
+            configure_access_log(arguments.access_log)
+        except OSError as error:
+            raise OSError(f"cannot open the access log: {error}") from None
+    return options
+
+
+def _announce(listeners: Sequence[Listener], addresses: Sequence[object], scheme: str) -> None:
+    """Print one line per listener: the port when the kernel chose it, else the URL."""
+    for listener, address in zip(listeners, addresses, strict=True):
+        if isinstance(address, str):
+            print(f"listening on unix:{address}", flush=True)
+        elif isinstance(address, tuple) and isinstance(listener, TCP) and listener.port == 0:
+            print(f"listening on port {address[1]}", flush=True)
+        elif isinstance(address, tuple):
+            host = f"[{address[0]}]" if ":" in address[0] else address[0]
+            print(f"listening on {scheme}://{host}:{address[1]}/", flush=True)

@@ -6,7 +6,9 @@ connection. Its loop reads like a list:
 1. wait for the next request head: up to `idle_timeout` for its first
    byte (then close quietly), up to `request_header_timeout` for the rest
    (then answer 408); a head the parser refuses is answered with its
-   status (400, 414, 417, 431, 501, 505, ...);
+   status (400, 414, 417, 431, 501, 505, ...). When the server is stopping
+   gracefully (layer 2's `stopping`), a connection waiting for its next
+   request is closed at once; requests under way still finish;
 2. build the `Request` (a `Content-Length` past the body limit: 413);
 3. run the callback under the layer 2 watchdog (`response_timeout`), then
    finish the response if the callback did not;
@@ -37,12 +39,13 @@ import time
 import traceback
 from collections.abc import Callable
 
-from layer1_sockets import BufferedSocket
-from layer2_prefork import timeout
+from layer1_sockets import BufferedSocket, poll
+from layer2_prefork import stop_fd, stopping, timeout
 
+from ._accesslog import AccessEntry
 from ._errors import ClientError
 from ._head import HeadParser, RequestHead
-from ._input import Discard
+from ._input import Discard, Pull
 from ._options import Options
 from ._request import Request
 from ._response import ResponseWriter
@@ -80,18 +83,26 @@ class Connection:
         sock: The connection.
         callback: The HTTP callback.
         options: Limits and timeouts.
+        budget: The most requests to answer (the worker's `max_requests`
+            left); the last one says ``Connection: close``. `None`: no limit.
 
     Attributes:
-        retire: Set when the callback returned `False`: the worker should end.
+        retire: Set when the callback returned `False` or the budget is
+            spent: the worker should end.
+        served: Requests answered on this connection so far.
     """
 
     def __init__(self, sock: BufferedSocket, callback: Callable[[Request], object],
-                 options: Options) -> None:
+                 options: Options, budget: int | None = None) -> None:
         self.sock = sock
         self.wire = Wire(sock, options)
         self.callback = callback
         self.options = options
+        self.budget = budget
         self.retire = False
+        self.served = 0
+        self.answered: ResponseWriter | None = None
+        """The server's own answer to the current request (a 500, a 413, ...), if any."""
 
     def serve(self) -> None:
         """Serve requests until the connection ends; raises nothing but `MemoryError`."""
@@ -124,11 +135,16 @@ class Connection:
             except OSError:
                 self.sock.reset()
             return False
+        began = time.monotonic()
+        self.answered = None
         try:
             request = Request(self.wire, head, self.options)
         except ClientError as error:
             self._refuse(error, head)
             return False
+        if self.budget is not None and self.served + 1 >= self.budget:
+            request.close_after_finish()  # the worker's last request (max_requests)
+            self.retire = True
         self.wire.pump = request.input
         try:
             if self.options.response_timeout is None:
@@ -136,6 +152,9 @@ class Connection:
             return timeout(self.options.response_timeout, self._handle, request)
         finally:
             self.wire.pump = None
+            self.served += 1
+            if self.options.access_log is not None:
+                self._log_access(request, time.monotonic() - began)
 
     # -- the head ----------------------------------------------------------------
 
@@ -153,7 +172,7 @@ class Connection:
             data = self.wire.read_nb(maxlen, terminator)
             if data is None:
                 if not parser.started:
-                    if not self.wire.wait_input(deadline):
+                    if not self._wait_for_request(deadline):
                         return None
                 elif not self.wire.wait_input(
                         _earliest(deadline, _deadline(options.stall_timeout))):
@@ -168,6 +187,26 @@ class Connection:
             head = parser.feed(data)
             if head is not None:
                 return head
+
+    def _wait_for_request(self, deadline: float | None) -> bool:
+        """Wait for the first byte of a request; `False` to close the connection instead.
+
+        A connection that has served a request closes at once when the
+        server is stopping (layer 2's `stopping`), rather than pinning the
+        worker until `idle_timeout`; the first request of a connection is
+        always waited for.
+        """
+        if not self.served:
+            return self.wire.wait_input(deadline)
+        if stopping():
+            return False
+        if not self.wire.wait_input(deadline, also=stop_fd()):
+            return False
+        return self.sock.buffered > 0 or not stopping() or self._input_arrived()
+
+    def _input_arrived(self) -> bool:
+        """Whether the client sent something (or closed) that a read would return now."""
+        return poll([self.sock], [], 0)
 
     # -- the response --------------------------------------------------------------
 
@@ -213,13 +252,31 @@ class Connection:
             sink = body.sink
             if body.abandoned or body.error is not None:
                 keep = False
-            elif sink is not None and not isinstance(sink, Discard):
+            elif sink is not None and not isinstance(sink, Discard | Pull):
                 body.read_all()  # the handler's form or stream handlers get the rest
             else:
                 keep = body.drain()
         if not keep:
             self.wire.close_gently()
         return keep
+
+    def _log_access(self, request: Request, duration: float) -> None:
+        writer, head = self.answered or request.writer, request.head
+        self.options.access_log.emit(AccessEntry(
+            request.client_address, request.origin.peer, head.method, head.target,
+            f"HTTP/{head.version[0]}.{head.version[1]}", writer.status_code,
+            writer.body_bytes, request.started, duration, head.headers))
+
+    def _log_refused(self, error: ClientError, head: RequestHead | None) -> None:
+        peer = self.wire.peer_address
+        method, target, version = "-", "-", ""
+        fields: tuple[tuple[str, str], ...] = ()
+        if head is not None:
+            method, target, fields = head.method, head.target, head.headers
+            version = f"HTTP/{head.version[0]}.{head.version[1]}"
+        size = self.answered.body_bytes if self.answered is not None else 0
+        self.options.access_log.emit(AccessEntry(
+            peer, peer, method, target, version, error.status, size, time.time(), 0.0, fields))
 
     def _where(self, request: Request) -> str:
         return f"{describe_peer(self.sock)}: {request.method} {request.head.target}"
@@ -256,7 +313,10 @@ class Connection:
         """Answer a request that never reached the handler."""
         what = "request" if head is None else f"{head.method} {head.target}"
         log(f"{describe_peer(self.sock)}: {what}: {error}")
+        self.answered = None
         self._answer(error.status_line, head)
+        if self.options.access_log is not None:
+            self._log_refused(error, head)
 
     def _answer(self, status_line: str, head: RequestHead | None) -> None:
         """Send a short plain-text response of the server's own, then close."""
@@ -269,6 +329,7 @@ class Connection:
         writer.header("Content-Type", "text/plain; charset=utf-8")
         parts = writer.data(f"{status_line}\n".encode())
         parts += writer.finish()
+        self.answered = writer  # for the access log
         try:
             self.wire.write(parts, flush=True)
         except (OSError, ValueError):

@@ -15,22 +15,32 @@ is free for the next connection. A typical script::
     listen(TCP("127.0.0.1", 8080), connect=generate_handler(app, idle_timeout=10))
     run()
 
+With the `tls` option each connection first runs the TLS handshake
+(layer 1's `starttls`, bounded by `request_header_timeout`); a failed
+handshake is logged in one line and the connection reset. With
+`max_requests` the handler counts the requests its worker answered (each
+forked worker has its own count) and retires the worker when they are
+used up.
+
 Invariants: the options are validated when `generate_handler` is called
 (in the master, before any fork); a `Handler` never raises out of a
 connection except `MemoryError` (layer 2 then replaces the worker) and
-returns `False` only when the callback asked the worker to retire.
+returns `False` only when the callback asked the worker to retire or the
+worker answered `max_requests` requests.
 
 Moonbridge: ``http.generate_handler``.
 """
 
 from __future__ import annotations
 
+import os
+import random
 from collections.abc import Callable
 from typing import Any
 
 from layer1_sockets import BufferedSocket
 
-from ._connection import Connection, log
+from ._connection import Connection, describe_peer, log
 from ._options import Options, resolve_arguments
 from ._request import Request
 
@@ -52,14 +62,43 @@ class Handler:
     def __init__(self, callback: Callable[[Request], object], options: Options) -> None:
         self.callback = callback
         self.options = options
+        self._process = 0
+        self._limit = 0
+        self._answered = 0
 
     def __call__(self, conn: object) -> bool:
         if not isinstance(conn, BufferedSocket):
             log(f"the HTTP handler was given {conn!r}, not a connection; ignored")
             return True
-        connection = Connection(conn, self.callback, self.options)
+        if self.options.tls is not None and not self._handshake(conn):
+            return True
+        connection = Connection(conn, self.callback, self.options, budget=self._budget())
         connection.serve()
+        self._answered += connection.served
         return not connection.retire
+
+    def _handshake(self, conn: BufferedSocket) -> bool:
+        """Run the TLS handshake; `False` (logged, connection reset) if it failed."""
+        assert self.options.tls is not None
+        try:
+            conn.starttls(self.options.tls, server_side=True,
+                          timeout=self.options.request_header_timeout)
+        except OSError as error:  # ssl.SSLError, TimeoutError, resets
+            log(f"{describe_peer(conn)}: TLS handshake failed: {error}")
+            conn.reset()
+            return False
+        return True
+
+    def _budget(self) -> int | None:
+        """Requests this worker may still answer (`max_requests`), `None` for no limit."""
+        limit = self.options.max_requests
+        if limit is None:
+            return None
+        if self._process != os.getpid():  # the first connection in this worker
+            self._process, self._answered = os.getpid(), 0
+            jitter = self.options.max_requests_jitter
+            self._limit = limit + (random.randint(0, jitter) if jitter else 0)
+        return max(self._limit - self._answered, 1)
 
     def __repr__(self) -> str:
         return f"<Handler {self.callback!r}>"

@@ -11,11 +11,16 @@ first:
 | reads `post_params` & co., `process_request_body()` | the form parser (`_post.FormSink`) |
 | starts the response before any of these | the form parser; `Discard` for other types |
 | calls `stream_request_body(None)`, `monologue()` | `Discard` |
+| calls `open_body()` (WSGI's ``wsgi.input``) | `Pull` (pieces kept until read) |
 
 Once a sink is attached it stays; the body is read into it either *now*
 (`read_all`, which blocks, each wait bounded by `stall_timeout`) or *when
 possible* (`read_available`, called by a blocked response write, see
 `_wire`), or, once the response is done, drained (`drain`).
+
+A `Pull` sink is filled one read at a time (`read_step`) as the handler
+reads its file object; after the response the rest of such a body is
+drained like a discarded one.
 
 `Expect: 100-continue` is honoured lazily: the interim ``100 Continue``
 goes out just before the first body byte is needed. A body nobody asked
@@ -34,6 +39,7 @@ Moonbridge: the body half of ``generate_handler`` (``read_body``,
 from __future__ import annotations
 
 import time
+from collections import deque
 from collections.abc import Callable
 from typing import Protocol
 
@@ -43,7 +49,7 @@ from ._head import RequestHead
 from ._options import Options
 from ._wire import Wire
 
-__all__ = ["Collect", "Discard", "RequestInput", "Sink", "Stream"]
+__all__ = ["Collect", "Discard", "Pull", "RequestInput", "Sink", "Stream"]
 
 _AVAILABLE_PIECES = 16  # pieces one non-blocking read_available takes at most
 
@@ -102,6 +108,37 @@ class Stream:
 
     def end(self) -> None:
         """The end is told by `stream_request_body` returning, not by a call."""
+
+
+class Pull:
+    """A sink that keeps pieces until the handler takes them (`Request.open_body`)."""
+
+    def __init__(self) -> None:
+        self._pieces: deque[bytes] = deque()
+        self.ended = False
+
+    def feed(self, piece: bytes) -> None:
+        """Keep the piece for a later `take`."""
+        self._pieces.append(piece)
+
+    def end(self) -> None:
+        """The body is complete: once the kept pieces are taken, reads return ``b""``."""
+        self.ended = True
+
+    @property
+    def empty(self) -> bool:
+        """No piece is kept."""
+        return not self._pieces
+
+    def take(self, maxlen: int) -> bytes:
+        """Return up to `maxlen` kept bytes (``b""`` when none is kept)."""
+        if not self._pieces:
+            return b""
+        piece = self._pieces.popleft()
+        if len(piece) > maxlen:
+            self._pieces.appendleft(piece[maxlen:])
+            piece = piece[:maxlen]
+        return piece
 
 
 class RequestInput:
@@ -243,6 +280,38 @@ class RequestInput:
             self._error = error
             raise
         self._end(quiet=False)
+
+    def read_step(self) -> bool:
+        """Read once (blocking, up to `stall_timeout`) and feed the sink what arrived.
+
+        Returns:
+            `False` once the whole body has been received, else `True`.
+
+        Raises:
+            ClientError, RequestAPIError, OSError: As `read_all`.
+        """
+        self._check()
+        if self._sink is None:
+            raise RequestAPIError("no sink attached to the request body")
+        try:
+            if not self._decoder.done:
+                self._before_read()
+                maxlen, terminator = self._decoder.next_read()
+                data = self._wire.read_nb(maxlen, terminator)
+                if data is None:
+                    self._wire.wait_readable()
+                    data = self._wire.read_nb(maxlen, terminator)
+                if data == b"":
+                    raise ClientError(400, "connection closed inside the request body")
+                for piece in self._decoder.feed(data or b""):
+                    self._sink.feed(piece)
+        except ClientError as error:
+            self._error = error
+            raise
+        if self._decoder.done:
+            self._end(quiet=False)
+            return False
+        return True
 
     def wants_input(self) -> bool:
         """Whether a blocked response write should read body now (see `_wire`)."""

@@ -27,9 +27,13 @@ from __future__ import annotations
 
 import math
 import re
+import ssl
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field, fields
 from typing import Any, TypeAlias
+
+from ._accesslog import AccessLog
+from ._proxy import DEFAULT_TRUSTED, TrustedProxies
 
 __all__ = [
     "Options",
@@ -193,6 +197,20 @@ class Options:
             for the client's end before closing.
         drain_size_limit: Most bytes of an unread request body discarded to
             keep the connection alive; a larger rest closes it instead.
+        forwarded_allow_ips: The peers whose ``Forwarded`` and
+            ``X-Forwarded-*`` headers are believed (see `TrustedProxies`):
+            IP addresses, networks, ``unix`` for Unix socket peers, ``*``
+            for all; a comma-separated string or a list.
+        access_log: One line per request on the logger
+            ``layer3_http.access``: an `AccessLog`, a format, ``"common"``,
+            ``"combined"``, or `None` for none.
+        tls: A server-side `ssl.SSLContext`: every connection speaks TLS
+            (HTTPS); the handshake must end within `request_header_timeout`.
+        max_requests: Retire the worker after it answered this many
+            requests (`None` = never): the last response says
+            ``Connection: close``, then layer 2 forks a fresh worker.
+        max_requests_jitter: Each worker adds a random 0 to this many to
+            `max_requests`, so that workers do not all retire together.
 
     Raises:
         ValueError: Naming the first option whose value is wrong.
@@ -222,8 +240,16 @@ class Options:
     response_timeout: float | None = 3600.0
     drain_timeout: float | None = 2.0
     drain_size_limit: int = 1 * MiB
+    forwarded_allow_ips: Any = DEFAULT_TRUSTED
+    access_log: Any = None
+    tls: ssl.SSLContext | None = None
+    max_requests: int | None = None
+    max_requests_jitter: int = 0
     static_fields: bytes = field(default=b"", init=False, repr=False, compare=False)
     """The static headers encoded once, as they go into every response head."""
+    trusted_proxies: TrustedProxies = field(default=TrustedProxies(DEFAULT_TRUSTED), init=False,
+                                            repr=False, compare=False)
+    """`forwarded_allow_ips` compiled."""
 
     def __post_init__(self) -> None:
         pairs = normalize_static_headers(self.static_headers)
@@ -244,6 +270,23 @@ class Options:
         for option in ("idle_timeout", "request_header_timeout", "stall_timeout",
                        "response_timeout", "drain_timeout"):
             object.__setattr__(self, option, _check_seconds(option, getattr(self, option)))
+        self._check_production()
+
+    def _check_production(self) -> None:
+        """Check and normalize the options for proxies, logs, TLS and recycling."""
+        trusted = TrustedProxies(self.forwarded_allow_ips)
+        object.__setattr__(self, "forwarded_allow_ips", trusted.items)
+        object.__setattr__(self, "trusted_proxies", trusted)
+        log = self.access_log
+        if isinstance(log, str):
+            object.__setattr__(self, "access_log", AccessLog(log))
+        elif log is not None and not isinstance(log, AccessLog):
+            raise ValueError(f"access_log must be an AccessLog, a format or None, not {log!r}")
+        if self.tls is not None and not isinstance(self.tls, ssl.SSLContext):
+            raise ValueError(f"tls must be an ssl.SSLContext or None, not {self.tls!r}")
+        if self.max_requests is not None:
+            _check_size("max_requests", self.max_requests, 1)
+        _check_size("max_requests_jitter", self.max_requests_jitter, 0)
 
     @property
     def input_chunk_size(self) -> int:

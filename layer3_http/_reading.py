@@ -10,6 +10,9 @@ attaches the matching sink, see `_input`):
 * ``post_params`` and its three siblings, or ``process_request_body()``:
   the body parsed as a form, with the form-field stream handlers
   registered before (``stream_post_param``, ``stream_post_params``);
+* ``open_body()``: a file object (`BodyFile` in an `io.BufferedReader`)
+  that reads the body as the handler reads it, piece by piece; this is
+  WSGI's ``wsgi.input``;
 * nothing: when the response starts, `Request` takes the form in
   automatically (`adopt_form`), or discards a body of another type.
 
@@ -30,14 +33,50 @@ Moonbridge: ``request.body``, ``stream_request_body``,
 
 from __future__ import annotations
 
+import io
 import re
 from collections.abc import Callable
 
 from ._errors import RequestAPIError
-from ._input import Collect, Discard, RequestInput, Stream
+from ._input import Collect, Discard, Pull, RequestInput, Stream
 from ._post import FormSink, PostStream, compile_pattern
 
-__all__ = ["BodyReader"]
+__all__ = ["BodyFile", "BodyReader"]
+
+
+class BodyFile(io.RawIOBase):
+    """The raw side of `Request.open_body`: each read returns what has arrived.
+
+    A read blocks only while nothing of the body is there (each wait
+    bounded by `stall_timeout`) and returns ``b""`` at the body's end.
+    `Request.open_body` wraps it in an `io.BufferedReader`, which adds
+    `readline`, iteration and reads of an exact size.
+
+    Args:
+        body: The request's input, with a `Pull` sink attached.
+        sink: That sink.
+        guard: Runs each body read (it marks the request faulty when the
+            connection fails).
+    """
+
+    def __init__(self, body: RequestInput, sink: Pull,
+                 guard: Callable[[Callable[[], bool]], bool]) -> None:
+        super().__init__()
+        self._input = body
+        self._sink = sink
+        self._guard = guard
+
+    def readable(self) -> bool:
+        """Always `True`."""
+        return True
+
+    def readinto(self, buffer: memoryview | bytearray) -> int:  # type: ignore[override]
+        """Read what has arrived (at least one byte, unless at the end) into `buffer`."""
+        while self._sink.empty and not self._sink.ended:
+            self._guard(self._input.read_step)
+        data = self._sink.take(len(buffer))
+        buffer[:len(data)] = data
+        return len(data)
 
 
 class BodyReader:
@@ -97,6 +136,18 @@ class BodyReader:
         self._input.attach(Stream(callback))
         self._input.read_all()
 
+    def open(self, guard: Callable[[Callable[[], bool]], bool]) -> io.BufferedReader:
+        """A file over the body (see `Request.open_body`); `guard` runs each read."""
+        if self._body is not None:
+            return io.BufferedReader(io.BytesIO(self._body))
+        sink = self._input.sink
+        if not isinstance(sink, Pull):
+            if sink is not None or self.registered:
+                raise RequestAPIError("open_body() after the body processing was chosen")
+            sink = Pull()
+            self._input.attach(sink)
+        return io.BufferedReader(BodyFile(self._input, sink, guard))
+
     def register(self, name: str | None, pattern: str | re.Pattern[str] | None,
                  callback: PostStream) -> None:
         """Register a form-field stream handler for `name`, or for `pattern`."""
@@ -125,6 +176,27 @@ class BodyReader:
     def adopt_form(self, form: FormSink) -> None:
         """Use `form`, already attached to the input by the automatic start."""
         self._form = form
+
+    def start(self, send_continue: Callable[[], None], close: Callable[[], None]) -> None:
+        """The response starts and nobody chose what to do with the body.
+
+        A form is parsed (with ``100 Continue`` if the client waits for it);
+        any other body is discarded, or, when the client still waits for
+        ``100 Continue``, never invited: `close` makes the connection close
+        after the response.
+        """
+        form = self.new_form()
+        if form.wanted:
+            self.adopt_form(form)
+            self._input.attach(form, quiet=True)
+            if self._input.continue_pending:
+                self._input.note_continue_sent()
+                send_continue()
+        elif self._input.continue_pending:
+            self._input.abandon()  # never invite a body nobody wants
+            close()
+        else:
+            self._input.attach(Discard(), quiet=True)
 
     def form(self) -> FormSink:
         """Return the form sink once the whole body went through it."""

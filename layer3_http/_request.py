@@ -32,8 +32,10 @@ Moonbridge: the request object of ``http.generate_handler``.
 
 from __future__ import annotations
 
+import io
 import os
 import re
+import time
 from collections.abc import Callable, Mapping, Sequence
 from typing import IO, TypeVar
 
@@ -42,11 +44,12 @@ from layer1_sockets import BufferedSocket
 from ._errors import RequestAPIError
 from ._forms import FirstValues, ValueLists, parse_cookies, parse_query
 from ._head import RequestHead
-from ._input import Discard, RequestInput
+from ._input import RequestInput
 from ._options import Options
 from ._post import PostMetadata, PostStream
+from ._proxy import Origin
 from ._reading import BodyReader
-from ._response import ResponseWriter, parse_status
+from ._response import ResponseWriter, as_bytes, parse_status
 from ._tables import HeaderTables
 from ._wire import Wire
 
@@ -55,14 +58,6 @@ __all__ = ["Request"]
 _CONTINUE = b"HTTP/1.1 100 Continue\r\n\r\n"
 _FILE_BLOCK = 65536
 T = TypeVar("T")
-
-
-def _as_bytes(value: object) -> bytes:
-    if isinstance(value, bytes):
-        return value
-    if isinstance(value, bytearray | memoryview):
-        return bytes(value)
-    return (value if isinstance(value, str) else str(value)).encode("utf-8")
 
 
 class Request:
@@ -89,6 +84,7 @@ class Request:
         get_params_list: Query field -> all its values (``[]`` when absent).
         socket: The connection's buffered socket (to reset it, for instance).
         head: The parsed head (version, raw target, authority, ...).
+        started: When the head had arrived (`time.time()`).
 
     Moonbridge: the request object passed to the callback of
     ``http.generate_handler``.
@@ -121,6 +117,8 @@ class Request:
                                   options.input_chunk_size)
         self._faulty = False
         self._deferred = False
+        self._origin: Origin | None = None
+        self.started = time.time()
 
     def __repr__(self) -> str:
         return f"<Request {self.method} {self.head.target}>"
@@ -172,6 +170,32 @@ class Request:
         if not self._writer.committed:
             self._send([_CONTINUE], flush=True)
 
+    # -- who is asking ------------------------------------------------------------
+
+    @property
+    def origin(self) -> Origin:
+        """Who sent the request: an `Origin`, trusted proxy headers applied.
+
+        Its `peer` is the socket's peer (the proxy, behind one); `address`,
+        `port` and `scheme` are the client's, as the trusted proxies tell
+        (see `TrustedProxies` and the `forwarded_allow_ips` option).
+        """
+        if self._origin is None:
+            self._origin = self._options.trusted_proxies.resolve(
+                self._wire.peer_address, self.socket.remote_tcpport, self.socket.tls,
+                self.head.headers)
+        return self._origin
+
+    @property
+    def client_address(self) -> str | None:
+        """The client's IP address (`origin.address`); `None` for a Unix socket peer."""
+        return self.origin.address
+
+    @property
+    def scheme(self) -> str:
+        """``"https"`` on TLS or when a trusted proxy says so, else ``"http"`` (`origin.scheme`)."""
+        return self.origin.scheme
+
     # -- the body ----------------------------------------------------------------
 
     @property
@@ -203,6 +227,20 @@ class Request:
         Moonbridge: ``request:stream_request_body(callback)``.
         """
         self._reading(lambda: self._reader.stream(callback))
+
+    def open_body(self) -> io.BufferedReader:
+        """A binary file object that reads the body as it arrives (WSGI's ``wsgi.input``).
+
+        Reads block until the bytes are there (each wait bounded by
+        `stall_timeout`) and give ``b""`` at the end, chunked bodies included;
+        ``100 Continue`` goes out before the first read. What the handler does
+        not read is discarded after the response. After `body`, it reads that.
+
+        Raises:
+            RequestAPIError: The body already went elsewhere (a stream, the form parser).
+        """
+        self._check_usable()
+        return self._reader.open(self._reading)
 
     def stream_post_param(self, field_name: str, callback: PostStream) -> None:
         """Stream the form field `field_name` to `callback` instead of collecting it.
@@ -322,22 +360,7 @@ class Request:
         if parts:
             self._send(parts, flush=False)
         if self._writer.final_status_given and not self._deferred and self._input.sink is None:
-            self._start_body_processing()
-
-    def _start_body_processing(self) -> None:
-        """The response starts and nobody chose what to do with the body."""
-        form = self._reader.new_form()
-        if form.wanted:
-            self._reader.adopt_form(form)
-            self._input.attach(form, quiet=True)
-            if self._input.continue_pending:
-                self._input.note_continue_sent()
-                self._send_continue()
-        elif self._input.continue_pending:
-            self._input.abandon()  # never invite a body nobody wants
-            self._writer.close_after_finish()
-        else:
-            self._input.attach(Discard(), quiet=True)
+            self._reader.start(self._send_continue, self._writer.close_after_finish)
 
     def send_header(self, name: str, value: str | int) -> None:
         """Add a response header field (after `send_status`, before any data).
@@ -379,7 +402,7 @@ class Request:
         """
         self._check_usable()
         for item in data:
-            parts = self._writer.data(_as_bytes(item))
+            parts = self._writer.data(as_bytes(item))
             if parts:
                 self._send(parts, flush=False)
 

@@ -50,11 +50,25 @@ from ._errors import RequestAPIError, reason_phrase
 from ._lines import split_list
 from ._options import check_header
 
-__all__ = ["Framing", "Phase", "ResponseWriter", "http_date", "parse_status"]
+__all__ = ["Framing", "Phase", "ResponseWriter", "as_bytes", "http_date", "parse_status"]
 
 _STATUS = re.compile(r"([1-5][0-9][0-9])(?: ([^\x00-\x08\x0a-\x1f\x7f]*))?")
 _BODYLESS = frozenset({101, 204, 205, 304})
 _CRLF = b"\r\n"
+
+
+def as_bytes(value: object) -> bytes:
+    """Body data as bytes: `bytes` as they are, `str` as UTF-8, anything else via `str`.
+
+    Examples:
+        >>> as_bytes("é"), as_bytes(42), as_bytes(bytearray(b"x"))
+        (b'\\xc3\\xa9', b'42', b'x')
+    """
+    if isinstance(value, bytes):
+        return value
+    if isinstance(value, bytearray | memoryview):
+        return bytes(value)
+    return (value if isinstance(value, str) else str(value)).encode("utf-8")
 
 
 def parse_status(status: str | int) -> tuple[int, bytes]:
@@ -214,6 +228,11 @@ class ResponseWriter:
     def framing(self) -> Framing:
         """How the body is delimited (meaningful once committed)."""
         return self._framing
+
+    @property
+    def body_bytes(self) -> int:
+        """Body bytes handed out so far (0 for HEAD and for statuses without a body)."""
+        return 0 if self.bodyless else self._counted
 
     @property
     def bodyless(self) -> bool:

@@ -27,6 +27,8 @@ Moonbridge: the ``unblock`` and ``consume`` helpers inside
 
 from __future__ import annotations
 
+import functools
+import ipaddress
 import os
 import time
 from collections.abc import Sequence
@@ -36,6 +38,7 @@ from layer1_sockets import BufferedSocket, poll, wait_ready
 
 from ._errors import ClientError
 from ._options import Options
+from ._proxy import canonical_address
 
 __all__ = ["BodyPump", "Wire"]
 
@@ -71,6 +74,12 @@ class Wire:
         self.sock = sock
         self.options = options
         self.pump: BodyPump | None = None
+
+    @functools.cached_property
+    def peer_address(self) -> str | None:
+        """The peer's IP address in canonical text form; `None` on a Unix socket."""
+        packed = self.sock.remote_ip4 or self.sock.remote_ip6
+        return None if packed is None else canonical_address(str(ipaddress.ip_address(packed)))
 
     # -- writing -------------------------------------------------------------
 
@@ -144,7 +153,15 @@ class Wire:
         return self.sock.read_call(self._wait_readable, maxlen, terminator)
 
     def _wait_readable(self, sock: BufferedSocket, mode: str) -> None:
-        if not wait_ready(sock, "r", self.options.stall_timeout):
+        self.wait_readable()
+
+    def wait_readable(self) -> None:
+        """Wait until input (or EOF) arrives, at most `stall_timeout`.
+
+        Raises:
+            ClientError: 408 when the client sent nothing for `stall_timeout`.
+        """
+        if not wait_ready(self.sock, "r", self.options.stall_timeout):
             raise ClientError(
                 408, f"the client sent nothing for {self.options.stall_timeout} s")
 
@@ -152,16 +169,23 @@ class Wire:
         """Read what has arrived, up to the limits; `None` if nothing has."""
         return self.sock.read_nb(maxlen, terminator)
 
-    def wait_input(self, deadline: float | None) -> bool:
+    def wait_input(self, deadline: float | None, also: int | None = None) -> bool:
         """Wait until input arrives or `deadline` (monotonic seconds) passes.
 
+        Args:
+            deadline: When to give up; `None` waits without limit.
+            also: Another descriptor whose readability ends the wait too
+                (layer 2's `stop_fd`).
+
         Returns:
-            `True` if input (or EOF) is there, `False` once the deadline passed.
+            `True` if input (or EOF) is there, or `also` is readable;
+            `False` once the deadline passed.
         """
+        readers: list[BufferedSocket | int] = [self.sock] if also is None else [self.sock, also]
         if deadline is None:
-            return wait_ready(self.sock, "r", None)
+            return poll(readers, [], None)
         left = deadline - time.monotonic()
-        return left > 0 and wait_ready(self.sock, "r", left)
+        return left > 0 and poll(readers, [], left)
 
     # -- ending ----------------------------------------------------------------
 
