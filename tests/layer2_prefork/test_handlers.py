@@ -48,7 +48,13 @@ def test_work_goes_to_the_worker_idle_the_longest() -> None:
     with serve("pre_fork=2", "min_fork=2", "max_fork=2", "fork_delay=0.01") as server:
         server.wait(stats(total=2, idle=2))
         first, second = (int(m.group(2)) for m in server.matches(FORK))
-        answers = [int(ask(server.port, "pid")) for _ in range(4)]
+        answers = []
+        for _ in range(4):
+            # Wait until both workers are idle again, so that "idle the longest" is
+            # decided by the order they finished in, not by when their I arrived.
+            mark = server.mark()
+            answers.append(int(ask(server.port, "pid")))
+            server.wait(stats(total=2, idle=2), mark)
         assert answers == [first, second, first, second]
 
 
