@@ -295,5 +295,5 @@ class Master:
         for pool in self.pools:
             pool.close_listeners()
         self.workers.close()
-        self.signals.uninstall()
+        self.signals.uninstall(ignore=(signal.SIGTERM, signal.SIGINT, signal.SIGHUP))
         self.selector.close()

@@ -57,11 +57,22 @@ class SignalQueue:
         """Return the oldest signal not yet handled, or `None`."""
         return self.queue.popleft() if self.queue else None
 
-    def uninstall(self) -> None:
-        """Restore the previous handlers and wake-up descriptor; close the socket pair."""
+    def uninstall(self, ignore: Iterable[int] = ()) -> None:
+        """Restore the previous handlers and wake-up descriptor; close the socket pair.
+
+        Args:
+            ignore: Signals to ignore from now on instead of restoring their old
+                handler. The master passes its stop signals: once it has stopped,
+                a late SIGTERM from an impatient supervisor must not turn a clean
+                exit (status 0) into death by that signal.
+        """
+        ignored = set(ignore)
         signal.set_wakeup_fd(self._previous_wakeup)
         for number, handler in self._previous.items():
-            signal.signal(number, signal.SIG_DFL if handler is None else handler)
+            if number in ignored:
+                signal.signal(number, signal.SIG_IGN)
+            else:
+                signal.signal(number, signal.SIG_DFL if handler is None else handler)
         self._previous.clear()
         self.close()
 

@@ -22,7 +22,6 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
-import pytest
 from prefork_support import serve, stats
 
 FAULT_SERVER = Path(__file__).resolve().parent.parent / "hostile_apps" / "fault_server.py"
@@ -122,9 +121,6 @@ def test_a_graceful_stop_under_steady_load_answers_every_accepted_request() -> N
         load.selector.close()
 
 
-@pytest.mark.xfail(strict=True, reason="the master restores SIG_DFL for SIGTERM before it exits "
-                   "(SignalQueue.uninstall in Master._cleanup): a SIGTERM in that window kills "
-                   "it, and a stop that had finished reports -15 instead of 0")
 def test_repeated_sigterms_during_a_graceful_stop_still_exit_0() -> None:
     with serve("pre_fork=1", "min_fork=1", "max_fork=1", "fork_delay=0.01",
                script=FAULT_SERVER) as server:
