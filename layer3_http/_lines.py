@@ -237,17 +237,17 @@ def parse_field_line(line: bytes) -> tuple[str, str]:
     return name.decode("ascii"), value.strip(_OWS).decode("iso-8859-1")
 
 
-def split_list(value: str) -> list[str]:
-    """Split a comma-separated field value into its items (RFC 9110 5.6.1).
+def split_outside_quotes(value: str, separator: str) -> list[str]:
+    """Split `value` at every `separator` that is not inside a quoted string.
 
-    Commas inside quoted strings do not split; items keep their quotes;
-    whitespace around items and empty items are dropped.
+    The pieces are returned as they are (quotes, whitespace and empty pieces
+    kept); `split_list` and the ``Forwarded`` parser build on this.
 
     Examples:
-        >>> split_list('a, "b, c" ,, d')
-        ['a', '"b, c"', 'd']
+        >>> split_outside_quotes('for=a;proto="x;y"', ";")
+        ['for=a', 'proto="x;y"']
     """
-    items: list[str] = []
+    pieces: list[str] = []
     start = 0
     quoted = escaped = False
     for index, char in enumerate(value):
@@ -258,11 +258,25 @@ def split_list(value: str) -> list[str]:
             quoted = char != '"'
         elif char == '"':
             quoted = True
-        elif char == ",":
-            items.append(value[start:index])
+        elif char == separator:
+            pieces.append(value[start:index])
             start = index + 1
-    items.append(value[start:])
-    return [item for item in (item.strip(" \t") for item in items) if item]
+    pieces.append(value[start:])
+    return pieces
+
+
+def split_list(value: str) -> list[str]:
+    """Split a comma-separated field value into its items (RFC 9110 5.6.1).
+
+    Commas inside quoted strings do not split; items keep their quotes;
+    whitespace around items and empty items are dropped.
+
+    Examples:
+        >>> split_list('a, "b, c" ,, d')
+        ['a', '"b, c"', 'd']
+    """
+    items = (item.strip(" \t") for item in split_outside_quotes(value, ","))
+    return [item for item in items if item]
 
 
 def unquote(text: str) -> str:

@@ -32,7 +32,7 @@ import ipaddress
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 
-from ._lines import split_list, unquote
+from ._lines import split_list, split_outside_quotes, unquote
 
 __all__ = ["DEFAULT_TRUSTED", "Origin", "TrustedProxies", "canonical_address"]
 
@@ -221,22 +221,7 @@ def _forwarded_hop(element: str) -> _Hop:
 
 def _split_pairs(element: str) -> list[str]:
     """Split at ``;`` outside quoted strings."""
-    pairs: list[str] = []
-    start = 0
-    quoted = escaped = False
-    for index, char in enumerate(element):
-        if escaped:
-            escaped = False
-        elif quoted:
-            escaped = char == "\\"
-            quoted = char != '"'
-        elif char == '"':
-            quoted = True
-        elif char == ";":
-            pairs.append(element[start:index])
-            start = index + 1
-    pairs.append(element[start:])
-    return pairs
+    return split_outside_quotes(element, ";")
 
 
 def _node(text: str) -> tuple[str | None, int | None]:
