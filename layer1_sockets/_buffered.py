@@ -57,10 +57,6 @@ Wait = Callable[["BufferedSocket", str], object]
 """A waiting function: ``wait(sock, "r")`` or ``wait(sock, "w")``, returns when ready."""
 
 
-def _block(sock: BufferedSocket, mode: str) -> None:
-    wait_ready(sock, mode)
-
-
 class BufferedSocket(SocketInfo):
     """A connected stream socket with an input buffer and an output queue.
 
@@ -219,10 +215,17 @@ class BufferedSocket(SocketInfo):
         count = self._input(None, maxlen, terminator, discard=False)
         return None if count is None else self._reader.take(count)
 
-    def drain(self, maxlen: int | None = None, terminator: bytes | None = None) -> int:
-        """Like `read`, but discard the bytes; return how many (0 at EOF).
+    def unread(self, data: bytes) -> None:
+        """Push `data` back to the front of the input: the next read returns it first.
 
-        Memory stays flat however much is drained.
+        For a parser that reads a whole chunk (fast: one read, not one per
+        line) and finds that its message ended inside it.
+        """
+        self._check_open()
+        self._reader.unread(data)
+
+    def drain(self, maxlen: int | None = None, terminator: bytes | None = None) -> int:
+        """Like `read`, but discard the bytes (memory stays flat); return how many (0 at EOF).
 
         Moonbridge: ``socket:drain(maxlen, terminator)``.
         """
@@ -306,7 +309,7 @@ class BufferedSocket(SocketInfo):
 
         Moonbridge: ``socket:write(...)``.
         """
-        return self.write_call(_block, *data)
+        return self.write_call(wait_ready, *data)
 
     def write_nb(self, *data: bytes | bytearray | memoryview) -> int:
         """Queue data and send what the kernel takes now; never block.
@@ -327,7 +330,7 @@ class BufferedSocket(SocketInfo):
 
         Moonbridge: ``socket:flush(...)``.
         """
-        return self.flush_call(_block, *data)
+        return self.flush_call(wait_ready, *data)
 
     def flush_nb(self, *data: bytes | bytearray | memoryview) -> int:
         """Queue data and flush without blocking.
@@ -417,10 +420,8 @@ class BufferedSocket(SocketInfo):
         """
         if self._closed:
             return
-        try:
+        with contextlib.suppress(OSError):
             self._sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
-        except OSError:
-            pass
         self._release()
 
     def _send_close_notify(self) -> None:
@@ -428,7 +429,7 @@ class BufferedSocket(SocketInfo):
         if isinstance(transport, TLSTransport):
             self._reader.absorb(transport.close_notify(), transport.eof)
             self._writer.flush_owed = True
-            self._writer.send(self._waiter(_block, "w"))
+            self._writer.send(self._waiter(wait_ready, "w"))
 
     def _release(self) -> None:
         self._closed = True

@@ -98,6 +98,15 @@ class InputBuffer:
             return maxlen
         return None
 
+    def unread(self, data: bytes) -> None:
+        """Put `data` back in front of the unread bytes (a parser read too far).
+
+        The consumed prefix is replaced in one slice assignment; the
+        terminator memo starts again, since `data` has not been searched.
+        """
+        self._data[:self._start] = data
+        self._start = self._scanned = 0
+
     def take(self, count: int) -> bytes:
         """Remove and return the first `count` bytes (at most what is buffered)."""
         start = self._start

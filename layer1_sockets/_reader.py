@@ -120,6 +120,12 @@ class Reader:
             self.starved = False
         self.eof = self.eof or eof
 
+    def unread(self, data: bytes) -> None:
+        """Push `data` back to the front of the buffer; it is fresh input for `poll`."""
+        if data:
+            self.buffer.unread(data)
+            self.starved = False
+
     def take(self, count: int) -> bytes:
         """Remove and return the first `count` buffered bytes."""
         return self.buffer.take(count)
