@@ -42,7 +42,7 @@ from typing import IO, TypeVar
 from layer1_sockets import BufferedSocket
 
 from ._errors import RequestAPIError
-from ._forms import FirstValues, ValueLists, parse_cookies, parse_query
+from ._forms import FirstValues, ValueLists
 from ._head import RequestHead
 from ._input import RequestInput
 from ._options import Options
@@ -50,7 +50,8 @@ from ._post import PostMetadata, PostStream
 from ._proxy import Origin
 from ._reading import BodyReader
 from ._response import ResponseWriter, as_bytes, parse_status
-from ._tables import HeaderTables
+from ._tables import single_value
+from ._views import HeadViews
 from ._wire import Wire
 
 __all__ = ["Request"]
@@ -60,7 +61,7 @@ _FILE_BLOCK = 65536
 T = TypeVar("T")
 
 
-class Request:
+class Request(HeadViews):
     """One HTTP request and its response.
 
     Created by the connection for each request; handlers receive it and
@@ -95,16 +96,9 @@ class Request:
         self.method: str = head.method
         self.path: str | None = head.path
         self.query: str | None = head.query
-        tables = HeaderTables.from_fields(head.headers)
-        self.headers = tables.headers
-        self.headers_csv_table = tables.headers_csv_table
-        self.headers_csv_string = tables.headers_csv_string
-        self.headers_value = tables.headers_value
-        self.headers_flags = tables.headers_flags
-        self.cookies: dict[str, str] = parse_cookies(self.headers["Cookie"])
-        pairs = parse_query(head.query)
-        self.get_params: Mapping[str, str] = FirstValues(pairs)
-        self.get_params_list: Mapping[str, list[str]] = ValueLists(pairs)
+        # The header tables, cookies and get_params are built on first use (HeadViews).
+        if head.query is not None and len(head.query) > 20000:
+            _ = self.get_params  # a query this long may hold too many fields: 413 now
         self.socket: BufferedSocket = wire.sock
         self._wire = wire
         self._options = options
@@ -113,7 +107,7 @@ class Request:
             keep_alive=head.keep_alive, static_fields=options.static_fields,
             minimum_chunk_size=options.output_chunk_size)
         self._input = RequestInput(wire, head, options, self._send_continue)
-        self._reader = BodyReader(self._input, self.headers_value["Content-Type"],
+        self._reader = BodyReader(self._input, single_value(head.values("Content-Type")),
                                   options.input_chunk_size)
         self._faulty = False
         self._deferred = False

@@ -38,6 +38,7 @@ __all__ = [
     "HeadersCsvTable",
     "HeadersFlags",
     "HeadersValue",
+    "single_value",
 ]
 
 _V = TypeVar("_V")
@@ -141,9 +142,14 @@ class HeadersValue(_FieldTable["str | Literal[False] | None"]):
     __slots__ = ()
 
     def _view(self, values: list[str]) -> str | Literal[False] | None:
-        if not values:
-            return None
-        return values[0] if len(values) == 1 else False
+        return single_value(values)
+
+
+def single_value(values: list[str]) -> str | Literal[False] | None:
+    """The `HeadersValue` rule: the value of one line, `False` for several, `None` for none."""
+    if not values:
+        return None
+    return values[0] if len(values) == 1 else False
 
 
 class Flags(Mapping[str, bool]):
