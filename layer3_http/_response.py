@@ -89,9 +89,23 @@ def parse_status(status: str | int) -> tuple[int, bytes]:
         >>> parse_status("299 Fine")
         (299, b'HTTP/1.1 299 Fine\\r\\n')
     """
-    if isinstance(status, bool) or not isinstance(status, str | int):
+    if type(status) is str or type(status) is int:  # exact types: a subclass may lie in ==
+        cached = _status_cache.get(status)
+        if cached is not None:
+            return cached  # fast path: handlers send the same few statuses again and again
+    elif isinstance(status, bool) or not isinstance(status, str | int):
         raise TypeError(f"status must be a str such as '200 OK' or an int, not {status!r}")
-    text = str(status)
+    result = _parse_status(str(status))
+    if len(_status_cache) < _STATUS_CACHE_SIZE and type(status) in (str, int):
+        _status_cache[status] = result
+    return result
+
+
+_status_cache: dict[str | int, tuple[int, bytes]] = {}
+_STATUS_CACHE_SIZE = 256  # a handler inventing phrases cannot grow it without end
+
+
+def _parse_status(text: str) -> tuple[int, bytes]:
     match = _STATUS.fullmatch(text)
     if match is None:
         raise ValueError(f"status must be a code 100-599 and a phrase, as '200 OK': {text!r}")
