@@ -103,6 +103,15 @@ class InputBuffer:
 
         The consumed prefix is replaced in one slice assignment; the
         terminator memo starts again, since `data` has not been searched.
+
+        Examples:
+            >>> buffer = InputBuffer()
+            >>> buffer.append(b"abcdef")
+            >>> buffer.complete(None, ord("f")), buffer.take(2)
+            (6, b'ab')
+            >>> buffer.unread(b"xy")
+            >>> buffer.complete(None, ord("y")), buffer.take(10)
+            (2, b'xycdef')
         """
         self._data[:self._start] = data
         self._start = self._scanned = 0
