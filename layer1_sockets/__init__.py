@@ -36,7 +36,7 @@ Examples:
 from ._buffered import BufferedSocket, Wait
 from ._connect import localconnect, localconnect_nb, tcpconnect, tcpconnect_nb
 from ._errors import SocketClosedError, SocketFinishedError, SocketStateError
-from ._listen import Listener, locallisten, tcplisten
+from ._listen import Listener, locallisten, remove_stale_socket, tcplisten
 from ._poll import poll, timeref, wait_ready
 
 __all__ = [
@@ -50,6 +50,7 @@ __all__ = [
     "localconnect_nb",
     "locallisten",
     "poll",
+    "remove_stale_socket",
     "tcpconnect",
     "tcpconnect_nb",
     "tcplisten",

@@ -159,7 +159,20 @@ def tcplisten(host: str | None, port: int, backlog: int = 1024) -> Listener:
         raise
 
 
-def _remove_stale(path: str) -> None:
+def remove_stale_socket(path: str) -> None:
+    """Remove a Unix socket file nobody listens on; refuse to touch anything else.
+
+    A server that died leaves its socket file behind, and binding to that
+    path then fails. This probes the file: refused means stale (removed),
+    answered or a full backlog (the probe times out) means a live server.
+
+    Args:
+        path: The socket file's path; a missing file is fine.
+
+    Raises:
+        FileExistsError: The path exists and is not a socket.
+        OSError: ``EADDRINUSE`` when a server listens there.
+    """
     try:
         mode = os.lstat(path).st_mode
     except FileNotFoundError:
@@ -167,9 +180,15 @@ def _remove_stale(path: str) -> None:
     if not stat.S_ISSOCK(mode):
         raise FileExistsError(errno.EEXIST, "exists and is not a socket", path)
     with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as probe:
-        if probe.connect_ex(path) == 0:
-            raise OSError(errno.EADDRINUSE, "a server is listening there", path)
-    os.unlink(path)
+        probe.settimeout(1.0)
+        try:
+            probe.connect(path)
+        except ConnectionRefusedError:
+            os.unlink(path)
+            return
+        except TimeoutError:
+            pass  # a full backlog: somebody listens
+    raise OSError(errno.EADDRINUSE, "another server listens on this socket", path)
 
 
 def locallisten(path: str, backlog: int = 1024) -> Listener:
@@ -181,7 +200,7 @@ def locallisten(path: str, backlog: int = 1024) -> Listener:
 
     Moonbridge: ``moonbridge_io.locallisten(path)`` (1.x).
     """
-    _remove_stale(path)
+    remove_stale_socket(path)
     sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
     try:
         sock.bind(path)

@@ -19,8 +19,9 @@ import contextlib
 import errno
 import os
 import socket
-import stat
 from dataclasses import dataclass
+
+from layer1_sockets import remove_stale_socket
 
 from ._config import TCP, Inherited, Local
 
@@ -113,7 +114,7 @@ def _bind_tcp(listener: TCP) -> Bound:
 
 def _bind_local(listener: Local) -> Bound:
     path = os.path.abspath(os.fspath(listener.path))
-    _remove_stale(path)
+    remove_stale_socket(path)
     sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
     try:
         sock.bind(path)
@@ -124,23 +125,3 @@ def _bind_local(listener: Local) -> Bound:
         sock.close()
         raise
     return Bound(sock, path, (info.st_dev, info.st_ino))
-
-
-def _remove_stale(path: str) -> None:
-    """Remove a socket file nobody listens on; refuse to touch anything else."""
-    try:
-        mode = os.lstat(path).st_mode
-    except FileNotFoundError:
-        return
-    if not stat.S_ISSOCK(mode):
-        raise FileExistsError(errno.EEXIST, "exists and is not a socket", path)
-    with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as probe:
-        probe.settimeout(1.0)
-        try:
-            probe.connect(path)
-        except ConnectionRefusedError:
-            os.unlink(path)
-            return
-        except TimeoutError:
-            pass  # a full backlog: somebody listens
-    raise OSError(errno.EADDRINUSE, "another server listens on this socket", path)
