@@ -212,7 +212,14 @@ def test_client_sending_its_whole_body_before_reading_does_not_deadlock(server: 
 
 
 def test_pipelined_request_after_a_body_read_during_the_write(server: Server) -> None:
-    """The body is read while the 32 MB answer is blocked, and not one byte past it."""
+    """The body is read while the 32 MB answer is blocked, and not one byte past it.
+
+    How much of the body is still unread when the answer is complete depends
+    on the kernels' buffer sizes and on scheduling: when it fits the drain
+    limit the pipelined request is answered, otherwise the server closes the
+    connection after the complete answer. Both are correct; what must never
+    happen is an answer to body bytes or a wrong answer to the pipelined request.
+    """
     size = 8 * 1024 * 1024
     with socket.create_connection(("127.0.0.1", server.port), timeout=30) as sock:
         client = RawClient(sock)
@@ -220,4 +227,9 @@ def test_pipelined_request_after_a_body_read_during_the_write(server: Server) ->
             HOST, ("Content-Length", str(size))]))
         sock.sendall(b"e" * size + request_bytes(target="/echo?after=1"))
         assert len(client.read_response().body) == SIZE
-        assert json.loads(client.read_response().body)["query"] == "?after=1"
+        try:
+            answer = client.read_response()
+        except EOFError:
+            assert client.buffer == b""  # closed cleanly after the complete answer
+            return
+        assert json.loads(answer.body)["query"] == "?after=1"
