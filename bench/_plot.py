@@ -23,7 +23,8 @@ COLOURS = {"ours": "#3f51b5", "gunicorn-sync": "#ef6c00", "gunicorn-gthread": "#
 SHORT = {"keepalive": "keep-alive, 16 conn.", "one": "one connection",
          "close": "Connection: close, 16", "upload-length": "upload, Content-Length",
          "upload-chunked": "upload, chunked", "multipart": "multipart to a file",
-         "fairness": "fairness: answered in 1 s"}
+         "fairness": "fairness: answered in 1 s", "idle": "1,000 idle: normal 0.1 s",
+         "slowloris": "100 slowloris: normal 1 s"}
 WIDTH, LEFT, RIGHT, TOP = 720, 175, 50, 80
 BAR, GAP, GROUP_GAP = 10, 3, 16
 

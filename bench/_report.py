@@ -17,13 +17,17 @@ from dataclasses import dataclass, field
 from _servers import SERVERS
 from _workloads import WORKLOADS, Measurement
 
-# (workload, figure, "ratio" or an extra's key, comparison, goal)
+# (workload, figure, "ratio", "value" or an extra's key, comparison, goal)
 TARGETS = (
     ("keepalive", "keep-alive, 16 connections: ratio to limit", "ratio", ">=", 0.35),
     ("one", "one connection: ratio to limit", "ratio", ">=", 0.5),
     ("close", "Connection: close: ratio to limit", "ratio", ">=", 0.6),
     ("upload-length", "upload with Content-Length: ratio to sink", "ratio", ">=", 0.5),
     ("upload-length", "upload with Content-Length: RSS growth, MiB", "rss_mib", "<=", 2.0),
+    ("fairness", "16 keep-alive clients: answered in 1 s", "value", ">=", 16),
+    ("fairness", "16 keep-alive clients: p99 wait, ms", "p99_ms", "<=", 50),
+    ("idle", "1,000 idle connections: normal client's slowest request, ms", "max_ms", "<=", 100),
+    ("slowloris", "100 slowloris: normal client's slowest request, ms", "max_ms", "<=", 1000),
 )
 
 
@@ -114,6 +118,12 @@ SMALL = (("keepalive", None, "keep-alive req/s", 0), ("keepalive", "cpu_us", "CP
          ("one", "p50_us", "p50 µs", 0), ("one", "p99_us", "p99 µs", 0),
          ("close", None, "close req/s", 0), ("close", "cpu_us", "CPU µs/req", 0),
          ("fairness", None, "answered in 1 s", 0), ("fairness", "p99_ms", "fairness p99 ms", 1))
+CROWD = (("idle", None, "idle: normal in 0.1 s", 0), ("idle", "p50_ms", "p50 ms", 1),
+         ("idle", "max_ms", "max ms", 1), ("idle", "idle_opened", "idle opened", 0),
+         ("idle", "idle_answered", "idle answered", 0),
+         ("idle", "master_rss_kib", "master RSS growth KiB", 0),
+         ("slowloris", None, "slowloris: normal in 1 s", 0), ("slowloris", "p50_ms", "p50 ms", 1),
+         ("slowloris", "max_ms", "max ms", 1))
 LARGE = (("upload-length", None, "Content-Length MB/s", 0),
          ("upload-length", "rss_mib", "RSS growth MiB", 1),
          ("upload-chunked", None, "chunked MB/s", 0), ("upload-chunked", "rss_mib", "RSS MiB", 1),
@@ -149,6 +159,7 @@ def targets(results: Results) -> list[tuple[str, str, Summary | None, bool | Non
         if "ours" not in results.data.get(workload, {}):
             continue
         values = (results.ratios(workload, "ours") if key == "ratio"
+                  else results.values(workload, "ours") if key == "value"
                   else results.extras(workload, "ours", key))
         summary = summarise(values)
         met = None if summary is None else (
@@ -176,8 +187,15 @@ def markdown(results: Results, header: list[str]) -> str:
              f"over {results.rounds} round{'s' if results.rounds != 1 else ''}:", "",
              *ratio_table(results)]
     small, large = figure_table(results, SMALL), figure_table(results, LARGE)
+    crowd = figure_table(results, CROWD)
     if small:
         parts += ["", "Small requests, measured values:", "", *small]
+    if crowd:
+        parts += ["", "Idle and slow clients, measured values (the normal client's requests "
+                  "answered in time, its p50 and slowest request, ∞: not answered; idle "
+                  "connections opened and answered; master RSS growth: the resident memory of "
+                  "the server's own process while it holds the idle connections minus before "
+                  "they opened, KiB):", "", *crowd]
     if large:
         parts += ["", "Uploads, measured values (RSS growth: the worker's peak resident "
                   "memory during the upload minus its resident memory before):", "", *large]

@@ -10,7 +10,9 @@ worker).
 Peak memory is read from ``/proc``: before an upload each worker's peak is
 reset (``/proc/PID/clear_refs``, value 5) so that ``VmHWM`` afterwards
 is the peak during that upload; the growth reported is the largest
-``VmHWM`` after minus ``VmRSS`` before over the workers.
+``VmHWM`` after minus ``VmRSS`` before over the workers. The master's
+resident memory (``VmRSS`` of the server's own process) shows what
+holding many idle connections costs it.
 
 Invariants: `Running.stop` always leaves no process behind: SIGTERM to the
 server, SIGKILL after a grace period, then SIGKILL to each remembered
@@ -228,6 +230,24 @@ class Running:
             except (OSError, KeyError):
                 continue
         return growth
+
+    def rss_kib(self) -> int | None:
+        """The resident memory of the server's own process (its master), KiB; None if gone."""
+        try:
+            return _status_kib(self.pid, "VmRSS")
+        except (OSError, KeyError):
+            return None
+
+    def recovers(self, within: float) -> float | None:
+        """Wait until ``GET /`` is answered again; return the seconds, or None after `within`."""
+        start = time.monotonic()
+        while time.monotonic() - start < within:
+            if not self.alive():
+                return None
+            if self.answers():
+                return time.monotonic() - start
+            time.sleep(0.05)
+        return None
 
     def log_tail(self, size: int = 600) -> str:
         try:

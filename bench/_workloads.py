@@ -22,6 +22,15 @@ uploads.
 | ``upload-chunked`` | the same, chunked | MB/s | worker peak RSS growth |
 | ``multipart`` | a form with one file field, saved to a file | MB/s | worker peak RSS growth |
 | ``fairness`` | 16 keep-alive clients at once, one GET each | answered in 1 s | p99 wait |
+| ``idle`` | 1,000 idle keep-alive connections; a normal client | answered in 0.1 s | master RSS |
+| ``slowloris`` | 100 connections trickling a head; a normal client | answered in 1 s | latency |
+
+The normal client of ``idle`` and ``slowloris`` makes
+`Settings.normal_requests` requests one after the other, each on a fresh
+connection with ``Connection: close`` and bounded by
+`Settings.normal_timeout`. Afterwards the crowd is closed and the server
+is given `Settings.recovery_wait` seconds to answer ``GET /`` again
+before the next measurement.
 """
 
 from __future__ import annotations
@@ -29,11 +38,13 @@ from __future__ import annotations
 import math
 import shutil
 import tempfile
+import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import _clients
+import _crowd
 import _wrk
 from _servers import Running
 
@@ -54,6 +65,16 @@ class Settings:
     fairness_within: float = 1.0
     fairness_wait: float = 3.0
     upload_repeat: int = 2
+    idle_connections: int = 1000
+    slow_connections: int = 100
+    open_within: float = 5.0
+    normal_requests: int = 20
+    normal_timeout: float = 2.0
+    idle_within: float = 0.1
+    slow_within: float = 1.0
+    slow_gaps: tuple[float, float] = (0.2, 0.5)
+    slow_warmup: float = 1.0
+    recovery_wait: float = 15.0
     upload_timeout: float = 60.0
     wrk: str = "wrk"
     upload_dir: Path = field(default_factory=lambda: Path(tempfile.gettempdir()))
@@ -138,6 +159,57 @@ def _fairness(server: Running, settings: Settings) -> Measurement:
                                        "answered": float(sum(t is not None for t in times))})
 
 
+def _latencies(normal: _crowd.Normal) -> dict[str, float]:
+    """The normal client's p50 and max in ms (∞ when too few were answered) and failures."""
+    ordered = sorted(math.inf if t is None else t for t in normal.times)
+    if not ordered:
+        return {}
+    return {"p50_ms": ordered[(len(ordered) - 1) // 2] * 1000, "max_ms": ordered[-1] * 1000,
+            "normal_answered": float(sum(t is not None for t in normal.times)),
+            "normal_timeouts": float(normal.timeouts), "normal_errors": float(normal.errors)}
+
+
+def _recovered(server: Running, settings: Settings, extra: dict[str, float]) -> str:
+    """Wait for the server to answer again after a crowd; note the seconds; an error if not."""
+    seconds = server.recovers(settings.recovery_wait)
+    if seconds is None:
+        return f"no answer to GET / within {settings.recovery_wait:g} s after the crowd closed"
+    extra["recovery_s"] = seconds
+    return ""
+
+
+def _idle(server: Running, settings: Settings) -> Measurement:
+    request = f"GET / HTTP/1.1\r\nHost: {_clients.HOST}:{server.port}\r\n\r\n".encode()
+    before = server.rss_kib()
+    with _crowd.Crowd(server.port, settings.idle_connections, request) as crowd:
+        crowd.open(settings.open_within)
+        crowd.await_answers(settings.normal_timeout)
+        normal = _crowd.normal_requests(server.port, settings.normal_requests,
+                                        settings.normal_timeout)
+        after = server.rss_kib()
+        counts = crowd.counts
+    extra = {**_latencies(normal), **counts.extra("idle")}
+    if before is not None and after is not None:
+        extra["master_rss_kib"] = float(after - before)
+    error = _recovered(server, settings, extra)
+    return Measurement(float(normal.within(settings.idle_within)), extra, error)
+
+
+def _slowloris(server: Running, settings: Settings) -> Measurement:
+    head = f"GET / HTTP/1.1\r\nHost: {_clients.HOST}:{server.port}\r\n".encode()
+    with _crowd.Crowd(server.port, settings.slow_connections, head) as crowd:
+        crowd.open(settings.open_within)
+        with crowd.trickling(settings.slow_gaps):
+            time.sleep(settings.slow_warmup)  # every slow client has sent a byte or two
+            normal = _crowd.normal_requests(server.port, settings.normal_requests,
+                                            settings.normal_timeout)
+        counts = crowd.counts
+        still = len(crowd.conns)
+    extra = {**_latencies(normal), **counts.extra("slow"), "slow_still_open": float(still)}
+    error = _recovered(server, settings, extra)
+    return Measurement(float(normal.within(settings.slow_within)), extra, error)
+
+
 WORKLOADS: dict[str, Workload] = {w.name: w for w in (
     Workload("keepalive", "keep-alive, 16 connections", "req/s", "limit", False,
              _wrk_measure(lambda s: s.connections, False)),
@@ -153,6 +225,10 @@ WORKLOADS: dict[str, Workload] = {w.name: w for w in (
              _upload_measure("multipart")),
     Workload("fairness", "fairness: 16 keep-alive clients", "answered in 1 s", "limit", False,
              _fairness),
+    Workload("idle", "1,000 idle keep-alive: normal client in 0.1 s", "answered in 0.1 s",
+             "limit", False, _idle),
+    Workload("slowloris", "100 slowloris: normal client in 1 s", "answered in 1 s", "limit",
+             False, _slowloris),
 )}
 
 

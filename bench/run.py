@@ -34,6 +34,7 @@ import json
 import os
 import platform
 import re
+import resource
 import signal
 import subprocess
 import sys
@@ -70,6 +71,18 @@ def parser() -> argparse.ArgumentParser:
                      help="multipart file size in MiB (64; --quick: 16)")
     cli.add_argument("--fairness-wait", type=float,
                      help="seconds the fairness clients wait for an answer (3; --quick: 1.5)")
+    cli.add_argument("--idle-connections", type=int,
+                     help="idle keep-alive connections held by the idle workload (1000; "
+                          "--quick: 200)")
+    cli.add_argument("--slow-connections", type=int,
+                     help="connections trickling a request head in the slowloris workload "
+                          "(100; --quick: 20)")
+    cli.add_argument("--normal-requests", type=int,
+                     help="requests of the normal client beside the idle or slow crowd "
+                          "(20; --quick: 5)")
+    cli.add_argument("--normal-timeout", type=float,
+                     help="seconds each of those requests (and each idle connection's answer) "
+                          "is waited for (2)")
     peers = ",".join(s for s in SERVERS if s not in ("limit", "sink"))
     cli.add_argument("--servers", default=peers,
                      help="comma-separated servers to compare; the references (limit, sink) "
@@ -107,6 +120,10 @@ def settings_from(arguments: argparse.Namespace, wrk: str, upload_dir: Path) -> 
         upload_bytes=int(pick(arguments.upload_mib, 256, 32)) * MIB,
         multipart_bytes=int(pick(arguments.multipart_mib, 64, 16)) * MIB,
         fairness_wait=pick(arguments.fairness_wait, 3.0, 1.5),
+        idle_connections=int(pick(arguments.idle_connections, 1000, 200)),
+        slow_connections=int(pick(arguments.slow_connections, 100, 20)),
+        normal_requests=int(pick(arguments.normal_requests, 20, 5)),
+        normal_timeout=pick(arguments.normal_timeout, 2.0, 2.0),
         wrk=wrk, upload_dir=upload_dir, block=payload_block())
 
 
@@ -160,7 +177,13 @@ def environment(python: str, wrk: str, settings: Settings) -> list[str]:
             f"{settings.upload_repeat} x {settings.upload_bytes // MIB} MiB, multipart "
             f"{settings.upload_repeat} x {settings.multipart_bytes // MIB} MiB; "
             f"fairness: {settings.fairness_clients} clients, answered within "
-            f"{settings.fairness_within:g} s, waiting at most {settings.fairness_wait:g} s."]
+            f"{settings.fairness_within:g} s, waiting at most {settings.fairness_wait:g} s; "
+            f"idle: {settings.idle_connections} keep-alive connections held; slowloris: "
+            f"{settings.slow_connections} connections sending a header byte every "
+            f"{settings.slow_gaps[0]:g}-{settings.slow_gaps[1]:g} s; beside them a normal "
+            f"client makes {settings.normal_requests} requests, one after the other, each on a "
+            f"new connection and waited for at most {settings.normal_timeout:g} s; "
+            f"descriptor limit {resource.getrlimit(resource.RLIMIT_NOFILE)[0]}."]
 
 
 def measure_all(running: dict[str, Running], workloads: list[str], settings: Settings
