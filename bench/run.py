@@ -1,6 +1,6 @@
 """Benchmark our HTTP server against real peers on loopback: the one command.
 
-    python bench/run.py            # the full run (5 rounds, about 8 minutes)
+    python bench/run.py            # the full run (5 rounds, about 20 minutes)
     python bench/run.py --quick    # one short round, to see that everything works
     python bench/run.py --publish  # the full run, then update docs/performance.md
 
