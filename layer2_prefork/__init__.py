@@ -4,7 +4,9 @@ Declare pools with `listen()`, serve them with `run()` (or run the
 script with `python -m layer2_prefork script.py`; sockets passed by
 systemd come from `socket_activation()`), and guard handlers with
 `timeout()`; inside a handler, `stopping()` and `stop_fd()` tell that a
-graceful stop began. A command line of your own gets the same server options and
+graceful stop began, and `park()` hands an idle connection back to the
+master (which holds it, and new connections, until a `DispatchFilter`
+says their request arrived). A command line of your own gets the same server options and
 start-up steps from `add_server_options`, `ServerOptions` and
 `serve_command`.
 """
@@ -12,7 +14,9 @@ start-up steps from `add_server_options`, `ServerOptions` and
 from ._activation import socket_activation
 from ._config import TCP, Event, Inherited, Interval, Listener, Local, Main, PoolOptions
 from ._errors import ExitCode, StartupError
+from ._filter import DispatchFilter
 from ._logging import reopen as reopen_logs
+from ._park import park, work_waiting
 from ._server import Pool, listen, run
 from ._service import ServerOptions, add_server_options, serve_command
 from ._timeout import timeout
@@ -20,6 +24,7 @@ from ._worker import stop_fd, stopping
 
 __all__ = [
     "TCP",
+    "DispatchFilter",
     "Event",
     "ExitCode",
     "Inherited",
@@ -33,6 +38,7 @@ __all__ = [
     "StartupError",
     "add_server_options",
     "listen",
+    "park",
     "reopen_logs",
     "run",
     "serve_command",
@@ -40,4 +46,5 @@ __all__ = [
     "stop_fd",
     "stopping",
     "timeout",
+    "work_waiting",
 ]

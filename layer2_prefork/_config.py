@@ -19,7 +19,10 @@ import math
 import os
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from ._filter import DispatchFilter
 
 # The longest path a Unix socket address can hold on Linux (sun_path minus the NUL).
 MAX_SOCKET_PATH = 107
@@ -352,3 +355,5 @@ class PoolSpec:
     listeners: tuple[Listener, ...]
     handlers: Handlers
     options: PoolOptions
+    dispatch_filter: DispatchFilter | None = None
+    """When the master hands a new or parked connection to a worker (`None`: at once)."""

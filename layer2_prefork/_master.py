@@ -8,24 +8,30 @@ list, in the manner of gunicorn's arbiter:
         handle signals        SIGTERM: graceful stop; SIGINT/SIGHUP: fast stop;
                               SIGUSR1: reopen log files, log statistics
         reap workers          waitpid(pid, WNOHANG) for each worker
-        check timers          graceful deadline, idle_timeout, exit_delay
-        dispatch              due timers and held connections to idle workers;
-                              stopping, once no connection is held: T to idle
-                              and to busy workers
+        check timers          graceful deadline, idle_timeout, exit_delay,
+                              deadlines of held connections
+        dispatch              due timers and pending connections to idle
+                              workers; W to busy workers while connections
+                              wait; stopping, once no connection is held:
+                              T to idle and to busy workers
         adjust pools          fork one worker where a pool is below target
         log statistics        (with --stats) when a pool's counts changed
         compute next wake-up  the earliest timer of any pool
-        poll                  signal pipe, control and stderr sockets, listeners
+        poll                  signal pipe, control and stderr sockets,
+                              listeners, held connections
 
 Signal handlers only record the signal (`SignalQueue`);
 `signal.set_wakeup_fd` makes the poll return, and the loop acts on it at
 the top. The table of worker processes (fork, reap, kill, their messages
 and stderr) is `Workers`; each pool's sockets and bookkeeping are a
-`PoolRuntime`. A listener is polled only
-while its pool has an idle worker, so connections wait in the kernel's
-backlog, not in the master. Accepted sockets go to the worker idle the
-longest, as `SCM_RIGHTS` ancillary data of a `CONNECT` message; the
-master closes its copy at once. Everything a worker can do wrong (crash,
+`PoolRuntime`. Without a dispatch filter a
+listener is polled only while its pool has an idle worker, so connections
+wait in the kernel's backlog, not in the master. With one (`DispatchFilter`)
+the master accepts at once and holds each connection (`Holding`) until its
+request has arrived; parked connections (`P`) are held the same way.
+Connections go to the worker idle the longest, as `SCM_RIGHTS` ancillary
+data of a `CONNECT` message with the bytes read so far; the master closes
+its copy at once. Everything a worker can do wrong (crash,
 die by a signal, write garbage to its control socket, never become idle)
 ends that worker at most, never the master.
 """
@@ -35,6 +41,7 @@ from __future__ import annotations
 import contextlib
 import math
 import os
+import resource
 import selectors
 import signal
 import socket
@@ -47,6 +54,7 @@ from enum import Enum
 from . import _accept, _logging
 from ._config import PoolSpec
 from ._errors import ExitCode
+from ._holding import Holding
 from ._logging import logger
 from ._pool import PoolState
 from ._runtime import PoolRuntime
@@ -56,6 +64,10 @@ from ._sockets import Bound
 from ._workers import Workers
 
 HANDLED_SIGNALS = (signal.SIGTERM, signal.SIGINT, signal.SIGHUP, signal.SIGCHLD, signal.SIGUSR1)
+SPARE_FDS = 128
+"""Descriptors kept free of held connections (workers' sockets, logs, accept)."""
+ACCEPT_BURST = 64
+"""The most connections a filtered listener accepts per wake-up."""
 
 
 class Stop(Enum):
@@ -97,7 +109,8 @@ class Master:
         self.deadline = math.inf
         self.selector = selectors.DefaultSelector()
         self.signals = SignalQueue(HANDLED_SIGNALS)
-        self.workers = Workers(self.pools, self.selector, self._close_in_child)
+        self.holding = Holding(self.selector, max(raise_fd_limit() - SPARE_FDS, 16))
+        self.workers = Workers(self.pools, self.selector, self._close_in_child, self._on_park)
         self.has_main = any(pool.schedule.has_main() for pool in self.pools)
         self.polled: set[tuple[int, int]] = set()
 
@@ -134,8 +147,8 @@ class Master:
             self._poll(now, self._next_wakeup(now))
 
     def _done(self) -> bool:
-        """Stopping, and every worker reaped."""
-        return self.stop is not Stop.RUNNING and not self.workers
+        """Stopping, every held connection served or closed, and every worker reaped."""
+        return self.stop is not Stop.RUNNING and not self.workers and not self.holding
 
     def _handle_signals(self, now: float) -> None:
         while (number := self.signals.pop()) is not None:
@@ -155,6 +168,7 @@ class Master:
         signal.set_wakeup_fd(-1)
         self.signals.close()
         self.selector.close()
+        self.holding.close_in_child()
         for pool in self.pools:
             pool.close_in_child()
         self.workers.close_in_child()
@@ -167,6 +181,7 @@ class Master:
     def _check_timers(self, now: float) -> None:
         if self.stop is Stop.GRACEFUL and now >= self.deadline:
             self._begin_fast_stop("the graceful stop deadline passed")
+        self.holding.expire(now)
         if self.stop is not Stop.RUNNING:
             return
         if self.has_main and all(pool.schedule.main_done() for pool in self.pools):
@@ -183,10 +198,12 @@ class Master:
                     if self.workers.hand_over(pool, index, None):
                         pool.schedule.started(index)
             while pool.pending and pool.state.next_idle() is not None:
-                index, conn = pool.pending.popleft()
-                if not self.workers.hand_over(pool, index, conn):
-                    pool.pending.appendleft((index, conn))
-            if self.stop is Stop.GRACEFUL and not pool.pending:
+                index, conn, data = pool.pending.popleft()
+                if not self.workers.hand_over(pool, index, conn, data):
+                    pool.pending.appendleft((index, conn, data))
+            if pool.pending and self.stop is not Stop.FAST:
+                self.workers.tell_waiting(pool)
+            if self.stop is Stop.GRACEFUL and not pool.pending and not self.holding:
                 while (pid := pool.state.next_idle()) is not None:
                     self.workers.terminate(pool, pid, "stopping")
                 for busy in pool.state.busy():  # once no held connection needs them
@@ -209,7 +226,8 @@ class Master:
     # --- waiting -----------------------------------------------------
 
     def _next_wakeup(self, now: float) -> float | None:
-        deadlines = [self.deadline if self.stop is Stop.GRACEFUL else math.inf]
+        deadlines = [self.deadline if self.stop is Stop.GRACEFUL else math.inf,
+                     self.holding.next_deadline()]
         for pool in self.pools:
             if self.stop is Stop.RUNNING:
                 deadlines.append(pool.state.next_deadline())
@@ -224,8 +242,9 @@ class Master:
     def _poll(self, now: float, timeout: float | None) -> None:
         wanted: set[tuple[int, int]] = set()
         if self.stop is Stop.RUNNING:
+            can_hold = not self.holding.full()
             wanted = {(pool.index, index) for pool in self.pools
-                      for index in pool.sockets_to_poll(now)}
+                      for index in pool.sockets_to_poll(now, can_hold)}
         for pool_index, index in self.polled - wanted:
             self._unregister(self._listener(pool_index, index))
         for pool_index, index in wanted - self.polled:
@@ -247,7 +266,13 @@ class Master:
             self.selector.unregister(sock)
 
     def _on_listener(self, pool: PoolRuntime, index: int) -> None:
-        """Accept while the pool has an idle worker; hand each connection over."""
+        """Accept while the pool has an idle worker; hand each connection over.
+
+        With a dispatch filter: accept a burst of connections and hold them.
+        """
+        if pool.spec.dispatch_filter is not None:
+            self._accept_and_hold(pool, index)
+            return
         sock = self._listener(pool.index, index)
         while self.stop is Stop.RUNNING and pool.state.next_idle() is not None:
             try:
@@ -262,6 +287,28 @@ class Master:
                 logger.error("pool %d: no worker took a connection; closing it", pool.index)
                 conn.close()
 
+    def _accept_and_hold(self, pool: PoolRuntime, index: int) -> None:
+        sock = self._listener(pool.index, index)
+        for _ in range(ACCEPT_BURST):
+            if self.stop is not Stop.RUNNING or self.holding.full():
+                return
+            try:
+                conn = _accept.accept(sock)
+            except OSError as error:
+                pool.accept_failed(index, error, time.monotonic())
+                return
+            if conn is None:
+                return
+            pool.backoff.pop(index, None)
+            self.holding.add(conn, pool, index, parked=False, now=time.monotonic())
+
+    def _on_park(self, pool: PoolRuntime, index: int, conn: socket.socket) -> None:
+        """A worker handed a connection back (`P`): hold it until its next request."""
+        if self.stop is Stop.FAST:
+            conn.close()
+        else:
+            self.holding.add(conn, pool, index, parked=True, now=time.monotonic())
+
     # --- stopping ------------------------------------------------------
 
     def _begin_graceful_stop(self, now: float, reason: str) -> None:
@@ -270,8 +317,13 @@ class Master:
         self.stop = Stop.GRACEFUL
         self.deadline = now + self.settings.graceful_timeout
         self._unpoll_listeners()
+        self.holding.stop_idle()
         for pool in self.pools:
-            pool.hold_backlogs()
+            for index, conn in pool.take_backlogs():
+                if pool.spec.dispatch_filter is None:
+                    pool.pending.append((index, conn, b""))
+                else:
+                    self.holding.add(conn, pool, index, parked=False, now=now)
         logger.info("graceful stop (%s): listeners closed, waiting up to %g s for workers",
                     reason, self.settings.graceful_timeout)
 
@@ -280,6 +332,7 @@ class Master:
             return
         self.stop = Stop.FAST
         self._unpoll_listeners()
+        self.holding.close_all()
         for pool in self.pools:
             pool.close_listeners()
         logger.info("fast stop (%s): listeners closed, killing all workers", reason)
@@ -292,8 +345,24 @@ class Master:
 
     def _cleanup(self) -> None:
         self._unpoll_listeners()
+        self.holding.close_all()
         for pool in self.pools:
             pool.close_listeners()
         self.workers.close()
         self.signals.uninstall(ignore=(signal.SIGTERM, signal.SIGINT, signal.SIGHUP))
         self.selector.close()
+
+
+def raise_fd_limit() -> int:
+    """Raise this process's soft limit of open descriptors to the hard one; return it.
+
+    Every held connection is a descriptor of the master, so the usual soft
+    limit of 1024 would cap idle keep-alive clients far below what the
+    master can watch (`selectors` has no limit of its own).
+    """
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    if hard != resource.RLIM_INFINITY and soft < hard:
+        with contextlib.suppress(ValueError, OSError):
+            resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
+            soft = hard
+    return soft if soft != resource.RLIM_INFINITY else 1 << 20

@@ -122,6 +122,11 @@ class PoolState:
         self.idle.append(pid)
         return job
 
+    def is_busy(self, pid: int) -> bool:
+        """Whether the worker `pid` runs work now (told to stop when done counts too)."""
+        worker = self.workers.get(pid)
+        return worker is not None and worker.job is not None
+
     def busy(self) -> list[int]:
         """The workers running work now."""
         return [pid for pid, worker in self.workers.items() if worker.state is State.BUSY]

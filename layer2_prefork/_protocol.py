@@ -17,8 +17,11 @@ Today's messages are:
 |------|-----------|-----|------------------------------------------------------|
 | `I`  | to master | 0   | empty: "I am idle, send me work"                     |
 | `B`  | to master | 0   | empty: "goodbye, I am exiting"                       |
-| `C`  | to worker | 0-1 | listener index (2 bytes); the accepted socket, if any |
+| `P`  | to master | 1   | listener index (2 bytes); the connection handed back |
+| `C`  | to worker | 0-1 | listener index (2 bytes), then the bytes the master  |
+|      |           |     | already read of it; the connection, if any           |
 | `T`  | to worker | 0   | empty: "finish and exit"                             |
+| `W`  | to worker | 0   | empty: "connections wait for a worker"               |
 
 `T` also goes to a worker that is busy during a graceful stop, once no
 held connection waits for a worker: "exit when you are done". The worker
@@ -28,10 +31,15 @@ their next request) or when it is done. The master counts such a worker
 as stopping from then on and never sends it `C` again, so a `T` that
 crosses the worker's `I` on the way cannot lose a connection.
 
-The header makes the protocol extensible without breaking the framing: a
-later message can carry bytes (the start of a request the master has read)
-or hand a connection back to the master, by adding a kind and a row to
-`TO_MASTER` or `TO_WORKER`. The `Decoder` is pure (bytes and descriptors in,
+`P` parks a connection: a worker that finished a response on a
+keep-alive connection hands it back to the master, which watches it and
+sends it again, to any worker, in a `C` carrying the bytes that arrived
+(see `_holding`). `W` goes to busy workers while connections that are
+ready wait and no worker is idle: "park at the next chance". A worker
+ignores a `W` that reaches it while idle.
+
+The header made these two kinds an addition, not a change of framing: a
+kind and a row in `TO_MASTER` or `TO_WORKER`. The `Decoder` is pure (bytes and descriptors in,
 messages out, no sockets), so it is tested on its own with any split of the
 input; whatever a worker writes, the decoder returns messages or raises
 `ProtocolError`, never more.
@@ -52,6 +60,8 @@ HEADER = struct.Struct("!BBI")
 """kind, descriptor count, payload length."""
 LISTENER_INDEX = struct.Struct("!H")
 MAX_PAYLOAD = 65536
+MAX_HELD = MAX_PAYLOAD - LISTENER_INDEX.size
+"""The most bytes of a connection a `C` message can carry."""
 
 
 class Kind(IntEnum):
@@ -62,8 +72,10 @@ class Kind(IntEnum):
 
     IDLE = ord("I")
     GOODBYE = ord("B")
+    PARK = ord("P")
     CONNECT = ord("C")
     TERMINATE = ord("T")
+    WAITING = ord("W")
 
 
 @dataclass(frozen=True, slots=True)
@@ -75,11 +87,16 @@ class Rule:
     max_fds: int = 0
 
 
-TO_MASTER: Mapping[Kind, Rule] = {Kind.IDLE: Rule(), Kind.GOODBYE: Rule()}
+TO_MASTER: Mapping[Kind, Rule] = {
+    Kind.IDLE: Rule(),
+    Kind.GOODBYE: Rule(),
+    Kind.PARK: Rule(LISTENER_INDEX.size, LISTENER_INDEX.size, 1),
+}
 """The messages a master accepts from a worker."""
 TO_WORKER: Mapping[Kind, Rule] = {
-    Kind.CONNECT: Rule(LISTENER_INDEX.size, LISTENER_INDEX.size, 1),
+    Kind.CONNECT: Rule(LISTENER_INDEX.size, MAX_PAYLOAD, 1),
     Kind.TERMINATE: Rule(),
+    Kind.WAITING: Rule(),
 }
 """The messages a worker accepts from its master."""
 RULES = {**TO_MASTER, **TO_WORKER}
@@ -95,9 +112,14 @@ class Message:
 
     @property
     def listener(self) -> int:
-        """The listener index a `CONNECT` message carries."""
+        """The listener index a `CONNECT` or `PARK` message carries."""
         (index,) = LISTENER_INDEX.unpack_from(self.payload)
         return int(index)
+
+    @property
+    def data(self) -> bytes:
+        """The bytes of the connection the master read before a `CONNECT` (often none)."""
+        return self.payload[LISTENER_INDEX.size:]
 
 
 def encode(kind: Kind, payload: bytes = b"", fds: int = 0) -> bytes:
@@ -126,9 +148,18 @@ def encode(kind: Kind, payload: bytes = b"", fds: int = 0) -> bytes:
     return HEADER.pack(kind, fds, len(payload)) + payload
 
 
-def connect_payload(listener: int) -> bytes:
-    """Return the payload of a `CONNECT` message for the listener at index `listener`."""
-    return LISTENER_INDEX.pack(listener)
+def connect_payload(listener: int, data: bytes = b"") -> bytes:
+    """Return the payload of a `CONNECT` (or `PARK`) message for listener `listener`.
+
+    Args:
+        listener: The listener's index in its pool.
+        data: The bytes the master read of the connection (at most `MAX_HELD`).
+
+    Examples:
+        >>> connect_payload(1, b"GET")
+        b'\\x00\\x01GET'
+    """
+    return LISTENER_INDEX.pack(listener) + data
 
 
 class Decoder:

@@ -7,7 +7,9 @@
 * the `PoolState` (who is idle, when to fork),
 * the `Schedule` of its timer listeners,
 * per listener, an accept `Backoff`,
-* connections accepted during a graceful stop that wait for a worker.
+* connections that wait for a worker: accepted during a graceful stop, or
+  held by the master (`_holding`) until their request arrived,
+* the busy workers already told that connections wait (`W`).
 
 Its methods do the pool-local socket work: say which listeners to poll,
 take the backlogs when a graceful stop begins, close everything at the end.
@@ -37,8 +39,10 @@ class PoolRuntime:
     state: PoolState
     schedule: Schedule
     backoff: dict[int, _accept.Backoff] = field(default_factory=dict)
-    pending: deque[tuple[int, socket.socket]] = field(default_factory=deque)
-    """(listener index, connection) accepted during a graceful stop, not yet handed over."""
+    pending: deque[tuple[int, socket.socket, bytes]] = field(default_factory=deque)
+    """(listener index, connection, bytes read of it) waiting for an idle worker."""
+    told: set[int] = field(default_factory=set)
+    """Busy workers sent `W` since they last got work."""
     logged: Counts | None = None
     """The counts last written by `--stats`."""
 
@@ -47,9 +51,14 @@ class PoolRuntime:
         """The pool's number in the log."""
         return self.spec.index
 
-    def sockets_to_poll(self, now: float) -> list[int]:
-        """Indexes of the listening sockets to poll now: only while a worker is idle."""
-        if self.state.next_idle() is None:
+    def sockets_to_poll(self, now: float, can_hold: bool) -> list[int]:
+        """Indexes of the listening sockets to poll now.
+
+        Without a dispatch filter, only while a worker is idle (connections
+        wait in the kernel's backlog, not in the master); with one, while the
+        master can hold more connections.
+        """
+        if not (can_hold if self.spec.dispatch_filter else self.state.next_idle() is not None):
             return []
         return [index for index, bound in enumerate(self.bound)
                 if bound is not None and not self._paused(index, now)]
@@ -59,8 +68,8 @@ class PoolRuntime:
         return backoff is not None and backoff.paused(now)
 
     def pause_ends(self, now: float) -> list[float]:
-        """When paused listeners come back (they matter only while a worker is idle)."""
-        if self.state.next_idle() is None:
+        """When paused listeners come back (without a filter, only while a worker is idle)."""
+        if self.spec.dispatch_filter is None and self.state.next_idle() is None:
             return []
         return [backoff.until for backoff in self.backoff.values() if backoff.until > now]
 
@@ -73,13 +82,18 @@ class PoolRuntime:
         logger.warning("pool %d: accept on listener %d failed: %s; pausing it for %g s",
                        self.index, index, error, pause)
 
-    def hold_backlogs(self) -> None:
-        """Take every queued connection into `pending`, then close the listeners."""
+    def take_backlogs(self) -> list[tuple[int, socket.socket]]:
+        """Accept every connection queued in the backlogs, then close the listeners.
+
+        Returns:
+            (listener index, connection) for each, in the order they came.
+        """
+        taken: list[tuple[int, socket.socket]] = []
         for index, bound in enumerate(self.bound):
             if bound is not None:
-                held = _accept.drain_backlog(bound.sock)
-                self.pending.extend((index, conn) for conn in held)
+                taken.extend((index, conn) for conn in _accept.drain_backlog(bound.sock))
         self.close_listeners(keep_pending=True)
+        return taken
 
     def close_listeners(self, keep_pending: bool = False) -> None:
         """Close the listeners (removing socket files) and, unless kept, held connections."""
@@ -88,13 +102,14 @@ class PoolRuntime:
                 bound.close()
         while self.pending and not keep_pending:
             self.pending.popleft()[1].close()
+        self.told.clear()
 
     def close_in_child(self) -> None:
         """In a new worker: close this pool's listeners and held connections (files stay)."""
         for bound in self.bound:
             if bound is not None:
                 bound.sock.close()
-        for _, conn in self.pending:
+        for _, conn, _ in self.pending:
             conn.close()
 
     def announce(self) -> None:

@@ -24,7 +24,7 @@ from __future__ import annotations
 import threading
 from collections.abc import Callable
 from dataclasses import replace
-from typing import Any
+from typing import Any, Literal
 
 from . import _logging, _worker
 from ._config import (
@@ -40,6 +40,7 @@ from ._config import (
     check_number,
 )
 from ._errors import ExitCode, StartupError
+from ._filter import DispatchFilter
 from ._master import Master, Settings
 from ._sockets import Address, Bound, bind
 
@@ -120,7 +121,8 @@ def listen(*listeners: Listener, prepare: Callable[[], object] | None = None,
            pre_fork: int = 1, min_fork: int | None = None, max_fork: int | None = None,
            fork_delay: float = 0.25, fork_error_delay: float = 2.0, exit_delay: float = 60.0,
            idle_timeout: float = 0.0, memory_limit: int | None = None,
-           max_requests: int | None = None, max_requests_jitter: int = 0) -> Pool:
+           max_requests: int | None = None, max_requests_jitter: int = 0,
+           dispatch_filter: DispatchFilter | Literal[False] | None = None) -> Pool:
     """Declare a pool of workers serving `listeners`, and bind its sockets now.
 
     Each call makes one pool with its own workers. Every worker runs
@@ -156,6 +158,12 @@ def listen(*listeners: Listener, prepare: Callable[[], object] | None = None,
             Recycling workers bounds what slow leaks in an application cost.
         max_requests_jitter: Each worker adds a random 0 to this many to
             `max_requests`, so that workers do not all retire together.
+        dispatch_filter: Hold each new connection in the master until the
+            filter says its request has arrived, and parked connections
+            (`park`) until their next one (see `DispatchFilter`). `None`:
+            the filter `connect` carries as its `dispatch_filter`
+            attribute, if any (layer 3's handlers do); `False`: no filter,
+            connections go to a worker as soon as they are accepted.
 
     Returns:
         The pool's handle, with the bound addresses.
@@ -178,7 +186,8 @@ def listen(*listeners: Listener, prepare: Callable[[], object] | None = None,
     options = PoolOptions(pre_fork, min_fork, max_fork, fork_delay, fork_error_delay,
                           exit_delay, idle_timeout, memory_limit, max_requests,
                           max_requests_jitter)
-    spec = PoolSpec(len(_pools), tuple(listeners), handlers, options)
+    spec = PoolSpec(len(_pools), tuple(listeners), handlers, options,
+                    _choose_filter(dispatch_filter, connect))
     bound: list[Bound | None] = []
     try:
         for listener in listeners:
@@ -192,6 +201,19 @@ def listen(*listeners: Listener, prepare: Callable[[], object] | None = None,
     pool = Pool(spec, bound)
     _pools.append(pool)
     return pool
+
+
+def _choose_filter(given: object, connect: object) -> DispatchFilter | None:
+    """The pool's dispatch filter: the one given, else the handler's own (see `listen`)."""
+    if given is False:
+        return None
+    if given is None:
+        given = getattr(connect, "dispatch_filter", None)
+        if given is None:
+            return None
+    if not isinstance(given, DispatchFilter):
+        raise ValueError(f"listen: dispatch_filter must be a DispatchFilter, not {given!r}")
+    return given
 
 
 def configure_run(settings: Settings, before_start: Callable[[], None] | None = None) -> None:

@@ -12,8 +12,9 @@ A worker is forked by the master and never returns into the master's code:
            max_requests served -> leave
     leave: finish(), send B, exit 0
 
-While `connect` runs, the master may send `T` (a graceful stop began:
-exit when done). The worker reads it only when asked: `stopping()` looks
+While `connect` runs, the master may send `W` (connections wait for a
+worker: `park` hands the connection back at the next chance) and `T` (a
+graceful stop began: exit when done). The worker reads it only when asked: `stopping()` looks
 at the control socket without blocking, and `stop_fd()` is the
 descriptor to include in a poll to learn of it while waiting for
 something else. Once done, a worker told so leaves without saying idle.
@@ -123,6 +124,12 @@ class Worker:
         """The control socket ended: the master is gone."""
         self.broken: ProtocolError | None = None
         """A malformed message noticed while busy, raised when idle."""
+        self.work_waiting = False
+        """A `W` arrived since this worker last said idle."""
+        self.listener: int | None = None
+        """The index of the listener whose connection `connect` serves now."""
+        self.serving_since = 0.0
+        """When the current connection was given to this worker (`time.monotonic`)."""
         self.served = 0
         self.max_requests = request_limit(spec.options.max_requests,
                                           spec.options.max_requests_jitter)
@@ -165,6 +172,7 @@ class Worker:
         """
         if self.inbox:
             return self.inbox.popleft()
+        self.work_waiting = False
         try:
             self.control.sendall(encode(Kind.IDLE))
         except OSError:
@@ -198,8 +206,15 @@ class Worker:
             self.master_gone = True
             return
         while (message := self.decoder.next_message()) is not None:
+            if message.kind is Kind.WAITING:
+                self.work_waiting = True
+                continue
             self.stop_requested = self.stop_requested or message.kind is Kind.TERMINATE
             self.inbox.append(message)
+
+    def stopped(self) -> bool:
+        """Whether a stop is already known (without reading the control socket)."""
+        return self.stop_requested or self.master_gone or self.broken is not None
 
     def check_stop(self) -> bool:
         """Whether the server is stopping (or the master is gone); never blocks."""
@@ -220,6 +235,8 @@ class Worker:
         listener = self.spec.listeners[index]
         if isinstance(listener, TCP | Local | Inherited) != bool(message.fds):
             raise ProtocolError(f"CONNECT for listener {index} with {len(message.fds)} fds")
+        if message.data and not message.fds:
+            raise ProtocolError(f"CONNECT for listener {index} with bytes but no connection")
         conn: BufferedSocket | Event
         if isinstance(listener, Interval):
             conn = Event(interval=listener.name)
@@ -227,6 +244,9 @@ class Worker:
             conn = Event(main=listener.name)
         else:
             conn = BufferedSocket(socket.socket(fileno=message.fds[0]))
+            if message.data:
+                conn.unread(message.data)  # what the master read while it held the connection
+        self.listener, self.serving_since = index, time.monotonic()
         try:
             result = self.handlers.connect(conn)
         except Exception:
@@ -236,6 +256,7 @@ class Worker:
             return After.FAIL
         finally:
             _timeout.disarm()
+            self.listener = None
         if isinstance(conn, BufferedSocket) and not conn.closed:
             close_politely(conn)
         self.served += 1
@@ -245,6 +266,11 @@ class Worker:
             print(f"served {self.served} requests (max_requests); retiring", file=sys.stderr)
             return After.LEAVE
         return After.LEAVE if over_memory_limit(self.spec.options.memory_limit) else After.CONTINUE
+
+
+def current() -> Worker | None:
+    """The worker this process runs, or `None` (in the master, or outside a server)."""
+    return _current
 
 
 def _readable(sock: socket.socket) -> bool:

@@ -13,7 +13,9 @@ Invariants:
 * anything wrong on a worker's control socket (garbage, a message its state
   does not allow, a send that fails) kills that worker, never the master;
 * a reaped worker's remaining stderr is logged before the line that reports
-  its exit, so a traceback always comes before "exited with status 1".
+  its exit, so a traceback always comes before "exited with status 1";
+* a reaped worker's remaining control messages are read first too, so a
+  connection it parked just before it died is not lost.
 """
 
 from __future__ import annotations
@@ -26,6 +28,7 @@ import socket
 import time
 from collections.abc import Callable, Sequence
 
+from ._config import TCP, Inherited, Local
 from ._errors import ProtocolError
 from ._logging import logger, pid_prefix
 from ._protocol import Kind, Message, connect_payload
@@ -53,13 +56,17 @@ class Workers:
         selector: The master's selector; worker sockets are registered with a
             callable as their data.
         close_master_fds: Called first in each new worker (see `fork_worker()`).
+        on_park: Called with (pool, listener index, connection) for each
+            connection a worker hands back (`P`).
     """
 
     def __init__(self, pools: Sequence[PoolRuntime], selector: selectors.BaseSelector,
-                 close_master_fds: Callable[[], None]) -> None:
+                 close_master_fds: Callable[[], None],
+                 on_park: Callable[[PoolRuntime, int, socket.socket], None]) -> None:
         self.pools = pools
         self.selector = selector
         self.close_master_fds = close_master_fds
+        self.on_park = on_park
         self.by_pid: dict[int, WorkerProcess] = {}
         self.maybe_exited = False
         """Set by SIGCHLD or an end of stream on a control socket: reap soon."""
@@ -99,6 +106,8 @@ class Workers:
                 self._exited(worker, os.waitstatus_to_exitcode(status), now)
 
     def _exited(self, worker: WorkerProcess, code: int, now: float) -> None:
+        while self._on_control(worker):
+            pass
         while self._on_stderr(worker):
             pass
         for line in worker.lines.flush():
@@ -108,6 +117,7 @@ class Workers:
         worker.close()
         del self.by_pid[worker.pid]
         pool = self.pools[worker.pool]
+        pool.told.discard(worker.pid)
         job, prepare_failed = pool.state.exited(worker.pid, code, now)
         log = logger.info if code == 0 else logger.warning
         log("pool %d: worker %d %s", worker.pool, worker.pid, describe_exit(code))
@@ -120,26 +130,46 @@ class Workers:
 
     # --- what the master does to workers -------------------------------
 
-    def hand_over(self, pool: PoolRuntime, index: int, conn: socket.socket | None) -> bool:
+    def hand_over(self, pool: PoolRuntime, index: int, conn: socket.socket | None,
+                  data: bytes = b"") -> bool:
         """Send work to the pool's worker idle the longest; False if no worker took it.
 
         A worker the message cannot be sent to is killed, and the next idle
         worker is tried. The master's copy of `conn` is closed once sent.
+
+        Args:
+            pool: The pool.
+            index: The listener the work comes from.
+            conn: The connection (`None` for a timer event).
+            data: The bytes the master already read of `conn`.
         """
         while (pid := pool.state.next_idle()) is not None:
             worker = self.by_pid[pid]
             try:
-                worker.send(Kind.CONNECT, connect_payload(index),
+                worker.send(Kind.CONNECT, connect_payload(index, data),
                             None if conn is None else conn.fileno())
             except OSError as error:
                 self.kill(worker, f"cannot send it work ({error})")
                 continue
             pool.state.dispatched(pid, index)
+            pool.told.discard(pid)
             logger.debug("%s: CONNECT %d", pid_prefix(pool.index, pid), index)
             if conn is not None:
                 conn.close()
             return True
         return False
+
+    def tell_waiting(self, pool: PoolRuntime) -> None:
+        """Tell each busy worker once that connections wait for a worker (`W`)."""
+        if pool.state.next_idle() is not None:
+            return
+        for pid in pool.state.busy():
+            if pid not in pool.told:
+                pool.told.add(pid)
+                try:
+                    self.by_pid[pid].send(Kind.WAITING)
+                except OSError:
+                    self.kill(self.by_pid[pid], "its control socket failed")
 
     def terminate(self, pool: PoolRuntime, pid: int, reason: str) -> None:
         """Tell an idle worker to finish and exit (`T`)."""
@@ -201,31 +231,55 @@ class Workers:
 
     # --- what workers send ---------------------------------------------
 
-    def _on_control(self, worker: WorkerProcess) -> None:
+    def _on_control(self, worker: WorkerProcess) -> bool:
+        """Read and act on a worker's messages; return whether any arrived (read again)."""
         if worker.pid not in self.by_pid or not worker.control_open:
-            return
+            return False
+        messages: list[Message] = []
         try:
             messages, eof = worker.receive()
-            for message in messages:
-                self._on_message(worker, message)
+            more = bool(messages)
+            while messages:
+                self._on_message(worker, messages.pop(0))
         except ProtocolError as error:
+            for message in messages:
+                _close_fds(message)
             self.kill(worker, f"it broke the control protocol ({error})")
-            return
+            return False
         if eof:
             self._unregister(worker.control)
             worker.control_open = False
             self.maybe_exited = True
+            return False
+        return more
 
     def _on_message(self, worker: WorkerProcess, message: Message) -> None:
         logger.debug("%s: %s", pid_prefix(worker.pool, worker.pid), message.kind.name)
         pool = self.pools[worker.pool]
         now = time.monotonic()
+        if message.kind is Kind.PARK:
+            self._on_park(worker, pool, message)
+            return
         if message.kind is Kind.IDLE:
+            pool.told.discard(worker.pid)
             job = pool.state.became_idle(worker.pid, now)
         else:
             job = pool.state.stopping(worker.pid)
         if job is not None:
             pool.job_ended(job, now)
+
+    def _on_park(self, worker: WorkerProcess, pool: PoolRuntime, message: Message) -> None:
+        """Take a connection a worker handed back; a wrong one breaks the protocol."""
+        index = message.listener
+        if not message.fds:
+            raise ProtocolError("PARK without a connection")
+        conn = socket.socket(fileno=message.fds[0])
+        listeners = pool.spec.listeners
+        if not pool.state.is_busy(worker.pid) or index >= len(listeners) \
+                or not isinstance(listeners[index], TCP | Local | Inherited):
+            conn.close()
+            raise ProtocolError(f"PARK for listener {index} from a worker not serving it")
+        self.on_park(pool, index, conn)
 
     def _on_stderr(self, worker: WorkerProcess) -> bool:
         """Log what arrived on a worker's stderr; return whether more may be waiting."""
@@ -241,3 +295,9 @@ class Workers:
     def _unregister(self, sock: socket.socket) -> None:
         with contextlib.suppress(KeyError, ValueError):
             self.selector.unregister(sock)
+
+
+def _close_fds(message: Message) -> None:
+    for fd in message.fds:
+        with contextlib.suppress(OSError):
+            os.close(fd)

@@ -32,8 +32,43 @@ def decode_all(decoder: Decoder) -> list[Message]:
 
 
 def test_control_bytes_are_the_original_letters() -> None:
-    assert [chr(kind) for kind in Kind] == ["I", "B", "C", "T"]
+    # I, B, C and T are the original's bytes; P (park) and W (work waiting)
+    # were added for keep-alive parking.
+    assert [chr(kind) for kind in Kind] == ["I", "B", "P", "C", "T", "W"]
     assert encode(Kind.TERMINATE)[:1] == b"T"
+
+
+def test_connect_carries_the_bytes_the_master_read() -> None:
+    decoder = Decoder(TO_WORKER)
+    decoder.feed(encode(Kind.CONNECT, connect_payload(2, b"GET / HTTP/1.1\r\n\r\n"), fds=1),
+                 [42])
+    message = decoder.next_message()
+    assert message is not None
+    assert (message.listener, message.data, message.fds) == (2, b"GET / HTTP/1.1\r\n\r\n", (42,))
+
+
+def test_park_is_for_the_master_and_waiting_for_the_worker() -> None:
+    to_master = Decoder(TO_MASTER)
+    to_master.feed(encode(Kind.PARK, connect_payload(1), fds=1), [7])
+    message = to_master.next_message()
+    assert message is not None and (message.kind, message.listener, message.fds) == (
+        Kind.PARK, 1, (7,))
+    with pytest.raises(ProtocolError):
+        to_master.feed(encode(Kind.WAITING))
+        to_master.next_message()
+    to_worker = Decoder(TO_WORKER)
+    to_worker.feed(encode(Kind.WAITING))
+    assert to_worker.next_message() == Message(Kind.WAITING)
+    with pytest.raises(ProtocolError):
+        to_worker.feed(encode(Kind.PARK, connect_payload(1), fds=1), [8])
+        to_worker.next_message()
+
+
+def test_park_without_its_descriptor_is_refused() -> None:
+    decoder = Decoder(TO_MASTER)
+    decoder.feed(encode(Kind.PARK, connect_payload(0), fds=1))
+    with pytest.raises(ProtocolError, match="without its 1 descriptors"):
+        decoder.next_message()
 
 
 def test_connect_carries_the_listener_index_and_a_descriptor_count() -> None:

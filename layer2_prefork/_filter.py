@@ -1,0 +1,83 @@
+"""The dispatch filter: when a connection the master holds is ready for a worker.
+
+A pool with a dispatch filter does not hand a new connection to a worker
+the moment it is accepted. The master reads what the client sends and
+keeps the bytes until `DispatchFilter.complete` says a whole request has
+arrived (for HTTP, a complete request head); only then does a worker get
+the connection, with those bytes. A client that connects and says nothing,
+or sends its request one byte a second, costs the master a descriptor and
+a few hundred bytes, not a worker process. Parked connections (see
+`layer2_prefork.park`) come back through the same filter.
+
+This is the idea of FreeBSD's ``accf_http`` accept filter, done in the
+master instead of the kernel. Layer 2 knows nothing of HTTP: the filter
+is data that a higher layer gives to `listen()` (layer 3's handlers carry
+one, which `listen()` picks up by itself).
+
+Invariants: a constructed filter is valid and never changes; `max_bytes`
+never exceeds what one control message can carry (`MAX_HELD`).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+
+from ._config import check_number
+from ._protocol import MAX_HELD
+
+
+@dataclass(frozen=True, slots=True)
+class DispatchFilter:
+    """When the master hands a held connection to a worker, and how long it holds one.
+
+    Args:
+        complete: Called with every byte received so far (never empty);
+            `True` once they hold a complete request: the connection goes
+            to the next idle worker, with the bytes.
+        idle_timeout: Seconds a held connection may stay silent (no byte
+            since it was accepted or parked) before the master closes it;
+            `None`: no limit.
+        request_timeout: Seconds from a connection's first byte to
+            `complete`; past them the master sends `timeout_response` and
+            closes the connection. `None`: no limit.
+        timeout_response: Bytes written (if the socket takes them at once)
+            before closing a connection past `request_timeout`.
+        max_bytes: Hand the connection over once this many bytes are held,
+            complete or not (the handler then reads the rest, or refuses
+            it). At most `MAX_HELD`.
+
+    Raises:
+        ValueError: If an option is wrong; the message names it.
+
+    Examples:
+        >>> http = DispatchFilter(lambda data: b"\\r\\n\\r\\n" in data, idle_timeout=65)
+        >>> http.complete(b"GET / HTTP/1.1\\r\\n"), http.complete(b"GET / HTTP/1.0\\r\\n\\r\\n")
+        (False, True)
+    """
+
+    complete: Callable[[bytes], bool]
+    idle_timeout: float | None = None
+    request_timeout: float | None = None
+    timeout_response: bytes = b""
+    max_bytes: int = 16384
+
+    def __post_init__(self) -> None:
+        if not callable(self.complete):
+            raise ValueError(f"DispatchFilter: complete must be callable, not {self.complete!r}")
+        for option in ("idle_timeout", "request_timeout"):
+            value = getattr(self, option)
+            if value is not None:
+                seconds = check_number(f"DispatchFilter: {option}", value, allow_infinity=True)
+                object.__setattr__(self, option, seconds)
+        if not isinstance(self.timeout_response, bytes):
+            raise ValueError("DispatchFilter: timeout_response must be bytes, "
+                             f"not {self.timeout_response!r}")
+        size = self.max_bytes
+        if isinstance(size, bool) or not isinstance(size, int) or not 1 <= size <= MAX_HELD:
+            raise ValueError(f"DispatchFilter: max_bytes must be an int from 1 to {MAX_HELD},"
+                             f" not {size!r}")
+
+
+ANY_BYTE = DispatchFilter(complete=bool)
+"""The filter of a pool that has none: a parked connection goes back at its first byte."""

@@ -1,0 +1,209 @@
+"""The connections the master holds: watched until their request arrives, then queued.
+
+Two kinds of connection wait in the master instead of in a worker:
+
+* new connections of a pool with a dispatch filter (`DispatchFilter`),
+  from the moment they are accepted;
+* parked connections, handed back by a worker (`P`) between two
+  requests of a keep-alive connection.
+
+`Holding` registers each with the master's selector and reads what the
+client sends into the connection's own buffer. When the pool's filter
+says the bytes are complete (or they reach `max_bytes`, or the client
+half-closed after sending something), the connection moves to its pool's
+`pending` queue, and the master loop hands it to the next idle worker
+together with the bytes (`C`). A connection that ends without a byte, or
+stays silent past `idle_timeout`, is closed; one whose request does not
+complete within `request_timeout` gets the filter's `timeout_response`,
+then is closed. Deadlines sit in a heap, so a thousand idle connections
+cost nothing per loop.
+
+During a graceful stop (`stop_idle`), parked connections that sent
+nothing are closed at once, as a worker closes a keep-alive connection
+waiting for its next request; new connections and requests under way are
+still served (the graceful deadline bounds them).
+
+Invariants: a held socket is in exactly one place (watched here, queued in
+`pending`, or closed); the master's copy is its only descriptor, so
+closing it ends the connection; nothing here blocks.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import heapq
+import itertools
+import math
+import selectors
+import socket
+import time
+from dataclasses import dataclass, field
+
+from ._filter import ANY_BYTE, DispatchFilter
+from ._logging import logger
+from ._runtime import PoolRuntime
+
+READ_SIZE = 65536
+
+
+@dataclass(slots=True, eq=False)
+class Held:
+    """One connection the master watches."""
+
+    sock: socket.socket
+    pool: PoolRuntime
+    listener: int
+    parked: bool
+    """Whether a worker handed it back (it has served a request), or it is new."""
+    since: float
+    """When it was accepted or parked."""
+    data: bytearray = field(default_factory=bytearray)
+    first_byte: float | None = None
+
+    @property
+    def filter(self) -> DispatchFilter:
+        """The pool's dispatch filter (`ANY_BYTE` for a pool without one)."""
+        return self.pool.spec.dispatch_filter or ANY_BYTE
+
+    def deadline(self) -> float:
+        """When the master gives up on it (`inf`: never)."""
+        rules = self.filter
+        if self.first_byte is None:
+            limit, start = rules.idle_timeout, self.since
+        else:
+            limit, start = rules.request_timeout, self.first_byte
+        return math.inf if limit is None else start + limit
+
+
+class Holding:
+    """Every connection the master holds, with their deadlines.
+
+    Args:
+        selector: The master's selector; held sockets are registered with a
+            callable as their data.
+        capacity: The most connections to hold at once (descriptors are finite).
+    """
+
+    def __init__(self, selector: selectors.BaseSelector, capacity: int) -> None:
+        self.selector = selector
+        self.capacity = capacity
+        self.watched: dict[int, Held] = {}
+        self.deadlines: list[tuple[float, int, Held]] = []
+        self.order = itertools.count()
+        self.stopping = False
+
+    def __len__(self) -> int:
+        return len(self.watched)
+
+    def full(self) -> bool:
+        """Whether to stop accepting (the rest waits in the kernel's backlog)."""
+        return len(self.watched) >= self.capacity
+
+    def add(self, sock: socket.socket, pool: PoolRuntime, listener: int, parked: bool,
+            now: float) -> None:
+        """Hold a new or parked connection: read what is there, then watch it."""
+        try:
+            sock.setblocking(False)
+        except OSError:
+            sock.close()
+            return
+        held = Held(sock, pool, listener, parked, now)
+        self.watched[sock.fileno()] = held
+        if self._read(held, now):
+            if self.stopping and held.parked and not held.data:
+                self._close(held, b"")
+                return
+            self.selector.register(sock, selectors.EVENT_READ, lambda: self._on_readable(held))
+            self._push_deadline(held)
+
+    def _on_readable(self, held: Held) -> None:
+        if held.sock.fileno() in self.watched and self._read(held, time.monotonic()):
+            self._push_deadline(held)
+
+    def _read(self, held: Held, now: float) -> bool:
+        """Read once; queue or close the connection when it is done; True: watch on."""
+        rules = held.filter
+        try:
+            data = held.sock.recv(min(READ_SIZE, rules.max_bytes - len(held.data)))
+        except (BlockingIOError, InterruptedError):
+            return True
+        except OSError:
+            data = b""  # reset by the client
+        if not data:
+            if held.data:
+                self._queue(held)  # a half-closed client: the handler answers what came
+            else:
+                self._close(held, b"")
+            return False
+        if held.first_byte is None:
+            held.first_byte = now
+        held.data += data
+        if len(held.data) >= rules.max_bytes or rules.complete(bytes(held.data)):
+            self._queue(held)
+            return False
+        return True
+
+    def _queue(self, held: Held) -> None:
+        self._forget(held)
+        held.pool.pending.append((held.listener, held.sock, bytes(held.data)))
+
+    def _close(self, held: Held, response: bytes) -> None:
+        self._forget(held)
+        if response:
+            with contextlib.suppress(OSError):
+                held.sock.send(response)
+        held.sock.close()
+
+    def _forget(self, held: Held) -> None:
+        self.watched.pop(held.sock.fileno(), None)
+        with contextlib.suppress(KeyError, ValueError):
+            self.selector.unregister(held.sock)
+
+    # --- deadlines -----------------------------------------------------
+
+    def _push_deadline(self, held: Held) -> None:
+        deadline = held.deadline()
+        if not math.isinf(deadline):
+            heapq.heappush(self.deadlines, (deadline, next(self.order), held))
+
+    def expire(self, now: float) -> None:
+        """Close every held connection whose deadline has passed."""
+        while self.deadlines and self.deadlines[0][0] <= now:
+            deadline, _, held = heapq.heappop(self.deadlines)
+            if self.watched.get(held.sock.fileno()) is not held or held.deadline() != deadline:
+                continue  # gone, or a newer deadline is in the heap
+            if held.first_byte is None:
+                self._close(held, b"")
+            else:
+                logger.info("pool %d: a held request did not complete within %g s; closed",
+                            held.pool.index, held.filter.request_timeout)
+                self._close(held, held.filter.timeout_response)
+
+    def next_deadline(self) -> float:
+        """The earliest deadline of a held connection (`inf`: none)."""
+        while self.deadlines:
+            deadline, _, held = self.deadlines[0]
+            if self.watched.get(held.sock.fileno()) is held and held.deadline() == deadline:
+                return deadline
+            heapq.heappop(self.deadlines)
+        return math.inf
+
+    # --- stopping ------------------------------------------------------
+
+    def stop_idle(self) -> None:
+        """A graceful stop began: close parked connections that sent nothing."""
+        self.stopping = True
+        for held in list(self.watched.values()):
+            if held.parked and not held.data:
+                self._close(held, b"")
+
+    def close_all(self) -> None:
+        """Close every watched connection (a fast stop, or the end of the master)."""
+        for held in list(self.watched.values()):
+            self._close(held, b"")
+        self.deadlines.clear()
+
+    def close_in_child(self) -> None:
+        """In a new worker: close the master's copies of the held connections."""
+        for held in self.watched.values():
+            held.sock.close()

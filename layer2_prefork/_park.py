@@ -1,0 +1,162 @@
+"""Parking: a worker hands an idle connection back to the master.
+
+A pre-forked worker serves one connection at a time, so a keep-alive
+client that sits idle between two requests pins a whole process. `park`
+ends that: called by a connect handler between two requests, it sends
+the connection back to the master (`P`, the socket as `SCM_RIGHTS`) and
+closes the worker's copy; the handler returns and the worker is free. The
+master watches the connection (`_holding`) and, once the client's next
+request has arrived (the pool's `DispatchFilter`), hands it to whichever
+worker is idle, with the bytes it read.
+
+Moving a connection costs two control messages and a few system calls,
+so a worker does not park a connection that is busy:
+
+    pipelined bytes already read            -> keep it (never parked: the
+                                               bytes are in this process)
+    a graceful stop began                   -> keep it (the caller closes)
+    the next request is in the kernel       -> keep it, unless others
+                                               wait (`W`) and this one has
+                                               had its time slice
+    nothing yet, others wait                -> park at once
+    nothing yet                             -> wait up to `linger` for the
+                                               next request; park if none
+                                               came (or `W` arrived)
+
+A TLS connection cannot move: its session state lives in this process's
+memory, so `park` keeps it (returns `False`).
+
+Invariants: `park` returns `True` only once the master has been sent the
+connection and the handler's `BufferedSocket` is closed (without a
+FIN: the master holds the connection); when it returns `False` nothing
+happened to the connection.
+"""
+
+from __future__ import annotations
+
+import math
+import select
+import socket
+import time
+
+from layer1_sockets import BufferedSocket
+
+from . import _worker
+from ._config import TCP, Inherited, Local
+from ._protocol import Kind, connect_payload, encode
+
+SLICE = 0.01
+"""Seconds a connection that is busy keeps its worker while other connections wait."""
+
+
+def park(conn: BufferedSocket, linger: float = 0.0) -> bool:
+    """Hand an idle connection back to the master, to be served again when it speaks.
+
+    Call it in a connect handler when a request is done and the connection
+    stays open (HTTP keep-alive). If it returns `True`, the connection now
+    belongs to the master: the handler returns (the worker becomes idle),
+    and when the client's next request arrives the master gives the
+    connection, with the bytes it read, to any idle worker, whose
+    handler reads them as if they had just arrived. If it returns `False`,
+    nothing changed: keep serving the connection (its next request may
+    already be there).
+
+    Args:
+        conn: The connection, with its response written.
+        linger: Seconds to wait for the next request before parking (it is
+            cheaper to keep a connection whose client answers at once);
+            cut short when the master says other connections wait.
+
+    Returns:
+        Whether the connection was handed back. `False` outside a worker,
+        for a timer event or a TLS connection, with bytes already read and
+        not consumed (`conn.buffered`), once a graceful stop began, or when
+        the next request came within `linger`.
+
+    Examples:
+        >>> from layer1_sockets import BufferedSocket
+        >>> import socket
+        >>> a, b = socket.socketpair()
+        >>> park(BufferedSocket(a))  # not in a worker: nothing happens
+        False
+        >>> b.close()
+
+    Moonbridge: none; the original keeps every connection in its worker.
+    """
+    worker = _worker.current()
+    if worker is None or not _movable(worker, conn):
+        return False
+    watch = select.poll()
+    watch.register(conn.fileno(), select.POLLIN)
+    watch.register(worker.control.fileno(), select.POLLIN)
+    deadline = time.monotonic() + linger
+    wait = 0.0
+    while True:
+        speaks, told = _look(watch, conn, wait)
+        if worker.check_stop() if told else worker.stopped():
+            return False
+        if speaks:
+            if worker.work_waiting and time.monotonic() - worker.serving_since >= SLICE:
+                return _hand_back(worker, conn)
+            return False
+        wait = deadline - time.monotonic()
+        if worker.work_waiting or wait <= 0:
+            return _hand_back(worker, conn)
+
+
+def _movable(worker: _worker.Worker, conn: BufferedSocket) -> bool:
+    index = worker.listener
+    if index is None or conn.closed or conn.tls or conn.buffered or conn.queued:
+        return False
+    return isinstance(worker.spec.listeners[index], TCP | Local | Inherited)
+
+
+def _look(watch: select.poll, conn: BufferedSocket, wait: float) -> tuple[bool, bool]:
+    """Poll the connection and the control socket for up to `wait` seconds.
+
+    Returns:
+        Whether the client sent something (or closed), and whether the
+        master did: what arrived on the control socket (`W`, `T`) is read
+        by `Worker.check_stop`, which the caller runs next.
+    """
+    ready = [fd for fd, _ in watch.poll(max(0, math.ceil(wait * 1000)))]
+    speaks = conn.fileno() in ready
+    return speaks, len(ready) > int(speaks)
+
+
+def _hand_back(worker: _worker.Worker, conn: BufferedSocket) -> bool:
+    index = worker.listener
+    assert index is not None
+    frame = encode(Kind.PARK, connect_payload(index), fds=1)
+    try:
+        sent = socket.send_fds(worker.control, [frame], [conn.fileno()])
+    except OSError:
+        return False
+    if sent != len(frame):  # a blocking socket sends whole frames or fails
+        raise ConnectionError("the control socket took part of a PARK message")
+    conn.close()  # the master holds the connection now: no FIN, nothing lost
+    return True
+
+
+def work_waiting() -> bool:
+    """Whether the master said that connections wait for a worker; never blocks.
+
+    The master tells its busy workers (`W`) when connections whose request
+    has arrived wait and no worker is idle. A connect handler serving a
+    busy keep-alive connection can then `park` it between two requests,
+    so that the others get their turn. Each call reads the control socket
+    (a system call): ask every few milliseconds, not before every request.
+
+    Returns:
+        `True` from the notice until this worker next becomes idle;
+        `False` outside a worker.
+
+    Examples:
+        >>> work_waiting()  # not in a worker
+        False
+    """
+    worker = _worker.current()
+    if worker is None:
+        return False
+    worker.check_stop()  # reads whatever the master sent
+    return worker.work_waiting
