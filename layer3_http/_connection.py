@@ -8,7 +8,12 @@ connection. Its loop reads like a list:
    (then answer 408); a head the parser refuses is answered with its
    status (400, 414, 417, 431, 501, 505, ...). When the server is stopping
    gracefully (layer 2's `stopping`), a connection waiting for its next
-   request is closed at once; requests under way still finish;
+   request is closed at once; requests under way still finish. Between
+   two requests an idle connection is parked instead (layer 2's `park`):
+   if no byte of the next request came within `park_linger`, or at once
+   when other connections wait for a worker (`work_waiting`, looked at
+   every `_LOOK_EVERY` seconds), the connection goes back to the master,
+   which hands it to a worker again when the next head has arrived;
 2. build the `Request` (a `Content-Length` past the body limit: 413);
 3. run the callback under the layer 2 watchdog (`response_timeout`), then
    finish the response if the callback did not;
@@ -40,9 +45,10 @@ import traceback
 from collections.abc import Callable
 
 from layer1_sockets import BufferedSocket, poll
-from layer2_prefork import stop_fd, stopping, timeout
+from layer2_prefork import park, stop_fd, stopping, timeout, work_waiting
 
 from ._accesslog import AccessEntry
+from ._dispatch import refusal
 from ._errors import ClientError
 from ._head import HeadParser, RequestHead
 from ._input import Discard, Pull
@@ -54,6 +60,7 @@ from ._wire import Wire
 __all__ = ["Connection", "describe_peer", "log"]
 
 _HEAD_READ = 16384  # the most head bytes read at once (the rest of a pipeline waits)
+_LOOK_EVERY = 0.01  # seconds between two looks for other connections waiting (`work_waiting`)
 
 
 def log(message: str, error: BaseException | None = None) -> None:
@@ -105,6 +112,9 @@ class Connection:
         self.served = 0
         self.answered: ResponseWriter | None = None
         """The server's own answer to the current request (a 500, a 413, ...), if any."""
+        self.parked = False
+        """Whether the connection was handed back to the master (`layer2_prefork.park`)."""
+        self.next_look = time.monotonic() + _LOOK_EVERY
 
     def serve(self) -> None:
         """Serve requests until the connection ends; raises nothing but `MemoryError`."""
@@ -167,8 +177,11 @@ class Connection:
             ClientError: The head is malformed, too large, or late (408).
         """
         options = self.options
+        if self.served and self._others_wait() and self._park(0.0):
+            return None
         parser = HeadParser(size_limit=options.request_header_size_limit)
         deadline = _deadline(options.idle_timeout)
+        may_park = bool(self.served)
         while True:
             # Fast path: take what has arrived in one read and feed it whole,
             # so the parser cuts all complete lines in one pass (not one read
@@ -176,6 +189,9 @@ class Connection:
             data = self.wire.read_nb(min(self.sock.buffered, _HEAD_READ) or _HEAD_READ)
             if data is None:
                 if not parser.started:
+                    if may_park and self._park(options.park_linger or 0.0):
+                        return None
+                    may_park = False
                     if not self._wait_for_request(deadline):
                         return None
                 elif not self.wire.wait_input(
@@ -192,6 +208,21 @@ class Connection:
             if head is not None:
                 self.sock.unread(parser.leftover)  # the body or the next pipelined request
                 return head
+
+    def _others_wait(self) -> bool:
+        """Whether other connections wait for a worker (asked every `_LOOK_EVERY` s)."""
+        now = time.monotonic()
+        if now < self.next_look or self.sock.buffered:
+            return False
+        self.next_look = now + _LOOK_EVERY
+        return work_waiting()
+
+    def _park(self, linger: float) -> bool:
+        """Hand the idle connection back to the master (see `Options.park_linger`)."""
+        if self.options.park_linger is None or not park(self.sock, linger):
+            return False
+        self.parked = True
+        return True
 
     def _wait_for_request(self, deadline: float | None) -> bool:
         """Wait for the first byte of a request; `False` to close the connection instead.
@@ -325,18 +356,12 @@ class Connection:
 
     def _answer(self, status_line: str, head: RequestHead | None) -> None:
         """Send a short plain-text response of the server's own, then close."""
-        writer = ResponseWriter(
-            version=head.version if head is not None else (1, 1),
-            head_request=head is not None and head.method == "HEAD",
-            keep_alive=False, static_fields=self.options.static_fields,
-            minimum_chunk_size=1 << 20)
-        writer.status(status_line)
-        writer.header("Content-Type", "text/plain; charset=utf-8")
-        parts = writer.data(f"{status_line}\n".encode())
-        parts += writer.finish()
+        writer, response = refusal(
+            status_line, self.options, version=head.version if head is not None else (1, 1),
+            head_request=head is not None and head.method == "HEAD")
         self.answered = writer  # for the access log
         try:
-            self.wire.write(parts, flush=True)
+            self.wire.write([response], flush=True)
         except (OSError, ValueError):
             self.sock.reset()
             return

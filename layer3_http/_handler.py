@@ -15,6 +15,11 @@ is free for the next connection. A typical script::
     listen(TCP("127.0.0.1", 8080), connect=generate_handler(app, idle_timeout=10))
     run()
 
+A `Handler` carries a `dispatch_filter` (see `_dispatch`), which
+`layer2_prefork.listen` picks up: the master then holds new and parked
+connections until their request head has arrived, so idle and slow
+clients do not pin workers.
+
 With the `tls` option each connection first runs the TLS handshake
 (layer 1's `starttls`, bounded by `request_header_timeout`); a failed
 handshake is logged in one line and the connection reset. With
@@ -39,8 +44,10 @@ from collections.abc import Callable
 from typing import Any
 
 from layer1_sockets import BufferedSocket
+from layer2_prefork import DispatchFilter
 
 from ._connection import Connection, describe_peer, log
+from ._dispatch import http_filter
 from ._options import Options, resolve_arguments
 from ._request import Request
 
@@ -57,11 +64,15 @@ class Handler:
     Attributes:
         callback: The HTTP callback.
         options: The validated options.
+        dispatch_filter: When the master hands a connection to a worker: once
+            a complete request head has arrived (`None` with TLS, whose
+            connections go to a worker at once and stay there).
     """
 
     def __init__(self, callback: Callable[[Request], object], options: Options) -> None:
         self.callback = callback
         self.options = options
+        self.dispatch_filter: DispatchFilter | None = http_filter(options)
         self._process = 0
         self._limit = 0
         self._answered = 0

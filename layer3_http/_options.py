@@ -167,6 +167,13 @@ def _check_seconds(option: str, value: object) -> float | None:
     return seconds
 
 
+def _check_linger(value: object) -> float:
+    if isinstance(value, bool) or not isinstance(value, int | float) \
+            or not 0 <= float(value) < math.inf:
+        raise ValueError(f"park_linger must be a number of seconds >= 0 or None, not {value!r}")
+    return float(value)
+
+
 @dataclass(frozen=True, slots=True)
 class Options:
     """Limits and timeouts of the HTTP layer, validated when constructed.
@@ -201,6 +208,11 @@ class Options:
             for the client's end before closing.
         drain_size_limit: Most bytes of an unread request body discarded to
             keep the connection alive; a larger rest closes it instead.
+        park_linger: After a response on a keep-alive connection, wait this
+            long for the next request, then hand the idle connection back
+            to the master (`layer2_prefork.park`), so it does not pin the
+            worker; at once when other connections wait for a worker.
+            `None`: never park (the worker waits up to `idle_timeout`).
         forwarded_allow_ips: The peers whose ``Forwarded`` and
             ``X-Forwarded-*`` headers are believed (see `TrustedProxies`):
             IP addresses, networks, ``unix`` for Unix socket peers, ``*``
@@ -244,6 +256,7 @@ class Options:
     response_timeout: float | None = 3600.0
     drain_timeout: float | None = 2.0
     drain_size_limit: int = 1 * MiB
+    park_linger: float | None = 0.02
     forwarded_allow_ips: Any = DEFAULT_TRUSTED
     access_log: Any = None
     tls: ssl.SSLContext | None = None
@@ -274,6 +287,8 @@ class Options:
         for option in ("idle_timeout", "request_header_timeout", "stall_timeout",
                        "response_timeout", "drain_timeout"):
             object.__setattr__(self, option, _check_seconds(option, getattr(self, option)))
+        if self.park_linger is not None:
+            object.__setattr__(self, "park_linger", _check_linger(self.park_linger))
         self._check_production()
 
     def _check_production(self) -> None:

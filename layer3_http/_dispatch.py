@@ -1,0 +1,88 @@
+"""What layer 3 tells layer 2 about HTTP: when a held connection's request has arrived.
+
+With a dispatch filter (`layer2_prefork.DispatchFilter`) the master holds
+each new connection, and each keep-alive connection a worker parked, until
+the filter says a complete request head is there; a worker then gets the
+connection together with the bytes the master read. So a client that
+connects and waits, or sends its head one byte at a time (slowloris),
+costs the master a descriptor, not a worker. `http_filter` builds the
+filter from the handler's options:
+
+* complete: the bytes hold an empty line after the request line
+  (``\\r\\n\\r\\n``), or something the head parser refuses anyway (a bare
+  LF), so the worker answers it with the right status at once;
+* idle_timeout: `Options.idle_timeout` (silent connections are closed
+  quietly, as a worker would);
+* request_timeout: `Options.request_header_timeout`, past which the
+  master sends the same 408 response a worker would send;
+* max_bytes: one byte more than `Options.request_header_size_limit`
+  (capped by the control message's size), so a head that is too large
+  reaches a worker, which answers 431.
+
+Invariants: the filter never reads more than a head's worth of bytes; a
+head the filter calls complete is one the worker can parse without waiting
+for more input (or refuse without waiting).
+"""
+
+from __future__ import annotations
+
+from layer2_prefork import DispatchFilter
+
+from ._options import Options
+from ._response import ResponseWriter
+
+__all__ = ["head_arrived", "http_filter", "refusal"]
+
+MAX_HELD = 65534  # the most bytes one CONNECT message carries (layer 2's MAX_HELD)
+_EMPTY_LINES = 4  # empty lines tolerated before a request line (as in the head parser)
+
+
+def head_arrived(data: bytes) -> bool:
+    """Whether `data` holds a complete request head, or enough to refuse it.
+
+    Examples:
+        >>> head_arrived(b"GET / HTTP/1.1\\r\\nHost: a\\r\\n")
+        False
+        >>> head_arrived(b"GET / HTTP/1.1\\r\\nHost: a\\r\\n\\r\\n")
+        True
+        >>> head_arrived(b"\\r\\n\\r\\nGET / HTTP/1.1\\r\\n")  # empty lines first: not yet
+        False
+        >>> head_arrived(b"GET / HTTP/1.1\\nHost: a\\n")  # bare LF: the parser refuses it
+        True
+    """
+    start = 0
+    while start < 2 * _EMPTY_LINES and data.startswith(b"\r\n", start):
+        start += 2
+    return data.find(b"\r\n\r\n", start) >= 0 or data.count(b"\n") != data.count(b"\r\n")
+
+
+def refusal(status_line: str, options: Options, *, version: tuple[int, int] = (1, 1),
+            head_request: bool = False) -> tuple[ResponseWriter, bytes]:
+    """A short plain-text response of the server's own that closes the connection.
+
+    Returns:
+        The writer (for the access log) and the bytes to send.
+    """
+    writer = ResponseWriter(version=version, head_request=head_request, keep_alive=False,
+                            static_fields=options.static_fields, minimum_chunk_size=1 << 20)
+    writer.status(status_line)
+    writer.header("Content-Type", "text/plain; charset=utf-8")
+    parts = writer.data(f"{status_line}\n".encode())
+    parts += writer.finish()
+    return writer, b"".join(parts)
+
+
+def http_filter(options: Options) -> DispatchFilter | None:
+    """The dispatch filter for a handler with these options (`None` with TLS).
+
+    A TLS connection's first bytes are a handshake, not a head, and its
+    session cannot move between processes, so HTTPS connections go to a
+    worker at once and stay there.
+    """
+    if options.tls is not None:
+        return None
+    return DispatchFilter(
+        complete=head_arrived, idle_timeout=options.idle_timeout,
+        request_timeout=options.request_header_timeout,
+        timeout_response=refusal("408 Request Timeout", options)[1],
+        max_bytes=min(options.request_header_size_limit + 1, MAX_HELD))
