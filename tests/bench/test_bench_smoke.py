@@ -28,13 +28,16 @@ pytestmark = pytest.mark.skipif(shutil.which("wrk") is None, reason="wrk is not 
 
 READY = re.compile(rb"bench: (\S+) ready on port (\d+) \(pid (\d+),")
 WORKLOADS = ("keepalive", "one", "close", "upload-length", "upload-chunked", "multipart",
-             "fairness")
+             "fairness", "idle", "slowloris")
+CROWDS = ("idle", "slowloris")  # their value (normal requests answered in time) may be 0
 
 
 def harness(output: Path, *extra: str) -> list[str]:
     return [sys.executable, str(ROOT / "bench" / "run.py"), "--servers", "ours",
             "--rounds", "1", "--duration", "1", "--upload-mib", "4", "--multipart-mib", "2",
-            "--fairness-wait", "1", "--python", sys.executable, "--no-install",
+            "--fairness-wait", "1", "--idle-connections", "50", "--slow-connections", "10",
+            "--normal-requests", "2", "--normal-timeout", "2",
+            "--python", sys.executable, "--no-install",
             "--output", str(output), *extra]
 
 
@@ -85,8 +88,16 @@ def test_a_tiny_run_measures_every_workload_and_cleans_up(
         for server, rounds in by_server.items():
             (measured,) = rounds
             assert measured["error"] == "", (workload, server, measured)
-            assert measured["value"] > 0, (workload, server, measured)
+            if workload in CROWDS:
+                assert measured["value"] >= 0, (workload, server, measured)
+            else:
+                assert measured["value"] > 0, (workload, server, measured)
     assert data["fairness"]["limit"][0]["value"] == 16  # the limit server answers everyone
+    for crowd in CROWDS:
+        assert data[crowd]["limit"][0]["value"] == 2, data[crowd]["limit"]
+        # Our master holds idle and slow connections, so the normal client is answered.
+        assert data[crowd]["ours"][0]["extra"]["normal_answered"] == 2, data[crowd]["ours"]
+    assert data["idle"]["limit"][0]["extra"]["idle_opened"] == 50
     assert data["upload-length"]["ours"][0]["extra"]["rss_mib"] >= 0
 
     table = (tmp_path / "latest.md").read_text()
