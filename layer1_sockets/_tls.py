@@ -51,6 +51,8 @@ class TLSTransport:
     __slots__ = ("_backlog", "_eof", "_incoming", "_notified", "_object", "_outgoing",
                  "_send", "_sock")
 
+    short_recv_drains = False  # a short result is one record, not an empty kernel buffer
+
     def __init__(self, sock: socket.socket, context: ssl.SSLContext, server_side: bool,
                  server_hostname: str | None, received: bytes = b"") -> None:
         self._sock = sock

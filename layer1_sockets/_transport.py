@@ -10,7 +10,10 @@ small interface, so the buffering code above never asks which it has:
 * ``send(view)`` returns how many bytes of `view` it took (0: would block);
 * ``backlog`` is the number of bytes the transport itself still holds
   (always 0 here) and ``push()`` tries to send them, `True` once none are left;
-* ``pending()`` is the number of input bytes already inside the transport.
+* ``pending()`` is the number of input bytes already inside the transport;
+* ``short_recv_drains`` says whether a receive that returns fewer bytes
+  than asked for proves the kernel had no more (true here; TLS returns
+  what one record decrypts to, so not there).
 
 Invariant: no call blocks; "would block" is a return value, every other
 failure the `OSError` the kernel reported.
@@ -47,6 +50,7 @@ class PlainTransport:
     __slots__ = ("_sock",)
 
     backlog = 0
+    short_recv_drains = True
 
     def __init__(self, sock: socket.socket) -> None:
         self._sock = sock
