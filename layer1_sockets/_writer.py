@@ -74,12 +74,29 @@ class Writer:
         """Queue `data`, send by the rule above; return the bytes still queued."""
         self.check()
         views = [as_view(item) for item in data]
+        if flush and len(views) == 1 and views[0].nbytes < BLOCK and not self.queued():
+            views = self._send_direct(views[0])  # fast path: one small flush, nothing queued
         for view in views:
             self.queue.append(view)
         if flush:
             self.flush_owed = True
         self.send(wait)
         return self.queued()
+
+    def _send_direct(self, view: memoryview) -> list[memoryview]:
+        """Offer `view` to the kernel straight from the caller's bytes; return what is left.
+
+        The common small response: with nothing queued, one send from the
+        caller's own buffer ends the flush, without copying the bytes into
+        the queue and out again. Less than a block needs no cork (see
+        `send`), so this is what `send` would do, minus the queue.
+        """
+        try:
+            sent = self.transport.send(view)
+        except OSError as error:
+            self.error = error
+            raise
+        return [view[sent:]] if sent < view.nbytes else []
 
     def send(self, wait: Callable[[], object] | None) -> None:
         """Send while the rule says so, calling `wait` when blocked (return if `None`)."""
