@@ -38,6 +38,7 @@ import re
 from collections.abc import Callable
 
 from ._errors import RequestAPIError
+from ._head import RequestHead
 from ._input import Collect, Discard, Pull, RequestInput, Stream
 from ._post import FormSink, PostStream, compile_pattern
 
@@ -84,14 +85,13 @@ class BodyReader:
 
     Args:
         body: The request's input (decoder, sink, reading rules).
-        content_type: The request's `Content-Type` (`headers_value`).
+        head: The request head (its `Content-Type` says whether a form may be wanted).
         piece_size: The most bytes per piece given to stream handlers.
     """
 
-    def __init__(self, body: RequestInput, content_type: str | bool | None,
-                 piece_size: int) -> None:
+    def __init__(self, body: RequestInput, head: RequestHead, piece_size: int) -> None:
         self._input = body
-        self._content_type = content_type
+        self._head = head
         self._piece_size = piece_size
         self._streams: dict[str, PostStream] = {}
         self._patterns: list[tuple[re.Pattern[str], PostStream]] = []
@@ -99,6 +99,11 @@ class BodyReader:
         self._form_parsed = False
         self._collect: Collect | None = None
         self._body: bytes | None = None
+
+    @property
+    def content_type(self) -> str | bool | None:
+        """The request's `Content-Type`, as `headers_value` gives it."""
+        return self._head.content_type
 
     @property
     def registered(self) -> bool:
@@ -171,7 +176,7 @@ class BodyReader:
 
     def new_form(self) -> FormSink:
         """A form sink for this request's content type and stream handlers."""
-        return FormSink(self._content_type, self._streams, self._patterns, self._piece_size)
+        return FormSink(self.content_type, self._streams, self._patterns, self._piece_size)
 
     def adopt_form(self, form: FormSink) -> None:
         """Use `form`, already attached to the input by the automatic start."""
@@ -185,8 +190,8 @@ class BodyReader:
         ``100 Continue``, never invited: `close` makes the connection close
         after the response.
         """
-        form = self.new_form()
-        if form.wanted:
+        form = None if self.content_type is None else self.new_form()  # None: not a form
+        if form is not None and form.wanted:
             self.adopt_form(form)
             self._input.attach(form, quiet=True)
             if self._input.continue_pending:

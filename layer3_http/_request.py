@@ -50,7 +50,6 @@ from ._post import PostMetadata, PostStream
 from ._proxy import Origin
 from ._reading import BodyReader
 from ._response import ResponseWriter, as_bytes, parse_status
-from ._tables import single_value
 from ._views import HeadViews
 from ._wire import Wire
 
@@ -107,8 +106,7 @@ class Request(HeadViews):
             keep_alive=head.keep_alive, static_fields=options.static_fields,
             minimum_chunk_size=options.output_chunk_size)
         self._input = RequestInput(wire, head, options, self._send_continue)
-        self._reader = BodyReader(self._input, single_value(head.values("Content-Type")),
-                                  options.input_chunk_size)
+        self._reader = BodyReader(self._input, head, options.input_chunk_size)
         self._faulty = False
         self._deferred = False
         self._origin: Origin | None = None
