@@ -134,6 +134,18 @@ def http_date(now: float | None = None) -> str:
     return _date_cache[1]
 
 
+_date_field_cache: tuple[int, bytes] = (0, b"")
+
+
+def _date_field() -> bytes:
+    """The whole ``Date`` field line for now, encoded, cached per second like `http_date`."""
+    global _date_field_cache
+    second = int(time.time())
+    if _date_field_cache[0] != second or not _date_field_cache[1]:
+        _date_field_cache = (second, f"Date: {http_date(second)}\r\n".encode("ascii"))
+    return _date_field_cache[1]
+
+
 class Phase(enum.Enum):
     """Where a response is, as the handler sees it."""
 
@@ -418,7 +430,7 @@ class ResponseWriter:
         return out
 
     def finish(self) -> list[bytes]:
-        """End the response; return its last bytes. Finishing again does nothing.
+        """End the response; return its last bytes, joined. Finishing again does nothing.
 
         Raises:
             RequestAPIError: No final status, an informational response still
@@ -437,7 +449,9 @@ class ResponseWriter:
         if self._framing is Framing.CHUNKED:
             out.append(b"0\r\n\r\n")
         self._phase = Phase.FINISHED
-        return out
+        # One string: the socket then sends it straight from here, in one call.
+        # What is pending is less than `minimum_chunk_size`, so the copy is small.
+        return [b"".join(out)] if len(out) > 1 else out
 
     # -- framing -------------------------------------------------------------------
 
@@ -464,7 +478,7 @@ class ResponseWriter:
         """Choose the framing and return the complete head."""
         lines = [self._lines[0]]
         if not self._date_given:
-            lines.append(f"Date: {http_date()}\r\n".encode("ascii"))
+            lines.append(_date_field())
         lines.append(self._static)
         lines.extend(self._lines[1:])
         lines.extend(self._framing_fields(final))
