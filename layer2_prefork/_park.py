@@ -15,13 +15,14 @@ so a worker does not park a connection that is busy:
     pipelined bytes already read            -> keep it (never parked: the
                                                bytes are in this process)
     a graceful stop began                   -> keep it (the caller closes)
-    the next request is in the kernel       -> keep it, unless others
-                                               wait (`W`) and this one has
-                                               had its time slice
-    nothing yet, others wait                -> park at once
+    others wait (`W`), and this connection  -> park, even if its next
+      has had its time slice (`SLICE`)         request is already there
+    the next request is in the kernel       -> keep it
+    nothing yet, others wait                -> wait a short `GRACE` (within
+                                               the slice), then park
     nothing yet                             -> wait up to `linger` for the
                                                next request; park if none
-                                               came (or `W` arrived)
+                                               came
 
 A TLS connection cannot move: its session state lives in this process's
 memory, so `park` keeps it (returns `False`).
@@ -46,7 +47,9 @@ from ._config import TCP, Inherited, Local
 from ._protocol import Kind, connect_payload, encode
 
 SLICE = 0.01
-"""Seconds a connection that is busy keeps its worker while other connections wait."""
+"""Seconds a busy connection keeps its worker while other connections wait (its time slice)."""
+GRACE = 0.002
+"""While others wait, how long a worker waits for a client's next request before parking."""
 
 
 def park(conn: BufferedSocket, linger: float = 0.0) -> bool:
@@ -65,7 +68,7 @@ def park(conn: BufferedSocket, linger: float = 0.0) -> bool:
         conn: The connection, with its response written.
         linger: Seconds to wait for the next request before parking (it is
             cheaper to keep a connection whose client answers at once);
-            cut short when the master says other connections wait.
+            cut to `GRACE` when the master says other connections wait.
 
     Returns:
         Whether the connection was handed back. `False` outside a worker,
@@ -89,18 +92,23 @@ def park(conn: BufferedSocket, linger: float = 0.0) -> bool:
     watch = select.poll()
     watch.register(conn.fileno(), select.POLLIN)
     watch.register(worker.control.fileno(), select.POLLIN)
-    deadline = time.monotonic() + linger
-    wait = 0.0
+    start = time.monotonic()
+    deadline, wait = start + linger, 0.0
     while True:
         speaks, told = _look(watch, conn, wait)
         if worker.check_stop() if told else worker.stopped():
             return False
+        now = time.monotonic()
+        turn_over = worker.work_waiting and now >= worker.serving_since + SLICE
+        if turn_over:
+            return _hand_back(worker, conn)
         if speaks:
-            if worker.work_waiting and time.monotonic() - worker.serving_since >= SLICE:
-                return _hand_back(worker, conn)
             return False
-        wait = deadline - time.monotonic()
-        if worker.work_waiting or wait <= 0:
+        until = deadline
+        if worker.work_waiting:  # others wait: only a short grace, within the time slice
+            until = min(deadline, start + GRACE, worker.serving_since + SLICE)
+        wait = until - now
+        if wait <= 0:
             return _hand_back(worker, conn)
 
 
