@@ -113,6 +113,8 @@ class Master:
         self.workers = Workers(self.pools, self.selector, self._close_in_child, self._on_park)
         self.has_main = any(pool.schedule.has_main() for pool in self.pools)
         self.polled: set[tuple[int, int]] = set()
+        self.slice_ends = math.inf
+        """When a busy worker is due to be told that connections wait (`W`)."""
 
     # --- the loop ------------------------------------------------------
 
@@ -192,6 +194,7 @@ class Master:
                 self.workers.terminate(pool, pid, reason)
 
     def _dispatch(self, now: float) -> None:
+        self.slice_ends = math.inf
         for pool in self.pools:
             if self.stop is Stop.RUNNING:
                 for index in pool.schedule.due(now):
@@ -202,7 +205,7 @@ class Master:
                 if not self.workers.hand_over(pool, index, conn, data):
                     pool.pending.appendleft((index, conn, data))
             if pool.pending and self.stop is not Stop.FAST:
-                self.workers.tell_waiting(pool)
+                self.slice_ends = min(self.slice_ends, self.workers.tell_waiting(pool, now))
             if self.stop is Stop.GRACEFUL and not pool.pending and not self.holding:
                 while (pid := pool.state.next_idle()) is not None:
                     self.workers.terminate(pool, pid, "stopping")
@@ -227,7 +230,7 @@ class Master:
 
     def _next_wakeup(self, now: float) -> float | None:
         deadlines = [self.deadline if self.stop is Stop.GRACEFUL else math.inf,
-                     self.holding.next_deadline()]
+                     self.holding.next_deadline(), self.slice_ends]
         for pool in self.pools:
             if self.stop is Stop.RUNNING:
                 deadlines.append(pool.state.next_deadline())

@@ -55,6 +55,8 @@ class WorkerRecord:
     pid: int
     state: State = State.STARTING
     idle_since: float = 0.0
+    busy_since: float = 0.0
+    """When it last got work (the time slice of a parkable connection counts from here)."""
     job: int | None = None
     """Listener index of the work it runs (while busy)."""
     prepared: bool = False
@@ -127,6 +129,10 @@ class PoolState:
         worker = self.workers.get(pid)
         return worker is not None and worker.job is not None
 
+    def busy_since(self, pid: int) -> float:
+        """When the busy worker `pid` got its current work."""
+        return self.workers[pid].busy_since
+
     def busy(self) -> list[int]:
         """The workers running work now."""
         return [pid for pid, worker in self.workers.items() if worker.state is State.BUSY]
@@ -135,12 +141,13 @@ class PoolState:
         """Return the worker idle the longest, the next to get work (FIFO), if any."""
         return self.idle[0] if self.idle else None
 
-    def dispatched(self, pid: int, listener: int) -> None:
+    def dispatched(self, pid: int, listener: int, now: float = 0.0) -> None:
         """Record that the idle worker `pid` got work from the listener at `listener`."""
         self.idle.remove(pid)
         worker = self.workers[pid]
         worker.state = State.BUSY
         worker.job = listener
+        worker.busy_since = now
 
     def stopping(self, pid: int, *, dismissed: bool = False) -> int | None:
         """Record that a worker is going; return the job it was running, if any.

@@ -21,6 +21,7 @@ Invariants:
 from __future__ import annotations
 
 import contextlib
+import math
 import os
 import selectors
 import signal
@@ -31,6 +32,7 @@ from collections.abc import Callable, Sequence
 from ._config import TCP, Inherited, Local
 from ._errors import ProtocolError
 from ._logging import logger, pid_prefix
+from ._park import GRACE
 from ._protocol import Kind, Message, connect_payload
 from ._runtime import PoolRuntime
 from ._spawn import WorkerProcess, fork_worker
@@ -151,7 +153,7 @@ class Workers:
             except OSError as error:
                 self.kill(worker, f"cannot send it work ({error})")
                 continue
-            pool.state.dispatched(pid, index)
+            pool.state.dispatched(pid, index, time.monotonic())
             pool.told.discard(pid)
             logger.debug("%s: CONNECT %d", pid_prefix(pool.index, pid), index)
             if conn is not None:
@@ -159,17 +161,33 @@ class Workers:
             return True
         return False
 
-    def tell_waiting(self, pool: PoolRuntime) -> None:
-        """Tell each busy worker once that connections wait for a worker (`W`)."""
+    def tell_waiting(self, pool: PoolRuntime, now: float) -> float:
+        """Tell each busy worker once that connections wait for a worker (`W`).
+
+        A worker hears it only once its work has run for `GRACE` seconds:
+        short work (a ``Connection: close`` request) is done by then and
+        costs no message, while a worker that lingers for a keep-alive
+        client's next request learns early that it should park.
+
+        Returns:
+            When the next busy worker is due to be told (`inf`: none).
+        """
         if pool.state.next_idle() is not None:
-            return
+            return math.inf
+        next_due = math.inf
         for pid in pool.state.busy():
-            if pid not in pool.told:
-                pool.told.add(pid)
-                try:
-                    self.by_pid[pid].send(Kind.WAITING)
-                except OSError:
-                    self.kill(self.by_pid[pid], "its control socket failed")
+            if pid in pool.told:
+                continue
+            due = pool.state.busy_since(pid) + GRACE
+            if due > now:
+                next_due = min(next_due, due)
+                continue
+            pool.told.add(pid)
+            try:
+                self.by_pid[pid].send(Kind.WAITING)
+            except OSError:
+                self.kill(self.by_pid[pid], "its control socket failed")
+        return next_due
 
     def terminate(self, pool: PoolRuntime, pid: int, reason: str) -> None:
         """Tell an idle worker to finish and exit (`T`)."""
