@@ -73,9 +73,13 @@ class Writer:
                flush: bool) -> int:
         """Queue `data`, send by the rule above; return the bytes still queued."""
         self.check()
-        views = [as_view(item) for item in data]
+        # `bytes`, the common case, are flat bytes already: no need for the checks of `as_view`.
+        views = [memoryview(item) if type(item) is bytes else as_view(item) for item in data]
         if flush and len(views) == 1 and views[0].nbytes < BLOCK and not self.queued():
             views = self._send_direct(views[0])  # fast path: one small flush, nothing queued
+            if not views and not self.transport.backlog:
+                self.flush_owed = False
+                return 0  # all sent: the flush is done
         for view in views:
             self.queue.append(view)
         if flush:
