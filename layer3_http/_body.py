@@ -137,7 +137,7 @@ def body_decoder(
     """Return the decoder for the body `head` announces.
 
     A head without a body gets a `LengthDecoder` of length 0, which is
-    `done` from the start.
+    `done` from the start (one shared instance: it never changes).
 
     Args:
         head: The parsed request head.
@@ -154,8 +154,15 @@ def body_decoder(
         >>> type(body_decoder(head)).__name__
         'ChunkedDecoder'
     """
+    if head.body_kind is BodyKind.NONE:
+        return _NO_BODY
     if head.body_kind is BodyKind.CHUNKED:
         return ChunkedDecoder(body_size_limit=body_size_limit, piece_size=piece_size)
-    length = head.content_length if head.body_kind is BodyKind.LENGTH else 0
-    assert length is not None
-    return LengthDecoder(length, body_size_limit=body_size_limit, piece_size=piece_size)
+    assert head.content_length is not None
+    return LengthDecoder(head.content_length, body_size_limit=body_size_limit,
+                         piece_size=piece_size)
+
+
+# Most requests have no body: they share one decoder, done from the start. It
+# cannot change (`feed` refuses, `next_read` asks for nothing), so sharing is safe.
+_NO_BODY = LengthDecoder(0)
