@@ -134,6 +134,32 @@ def http_date(now: float | None = None) -> str:
     return _date_cache[1]
 
 
+_field_line_cache: dict[tuple[str, str | int], bytes] = {}
+_FIELD_LINE_CACHE_SIZE = 256  # as for the statuses: bounded, whatever the handler sends
+# Fields the writer acts on (besides Content-Length and Transfer-Encoding, which
+# never become lines): they always take the slow way, which notes what they say.
+_STATEFUL_FIELDS = frozenset({"connection", "date"})
+
+
+def _known_field_line(name: object, value: object) -> bytes | None:
+    """The encoded line of an ordinary field sent before with exactly this name and value.
+
+    Handlers send the same few fields again and again (``Content-Type:
+    text/html``); the checks of `check_header` and the encoding are done
+    the first time only. Exact types only: ``True == 1``, and a subclass
+    may lie in ``==``.
+    """
+    if type(name) is str and (type(value) is str or type(value) is int):
+        return _field_line_cache.get((name, value))
+    return None
+
+
+def _remember_field_line(name: str, value: str | int, line: bytes) -> None:
+    if len(_field_line_cache) < _FIELD_LINE_CACHE_SIZE and (
+            type(value) is str or type(value) is int):
+        _field_line_cache[(name, value)] = line
+
+
 _date_field_cache: tuple[int, bytes] = (0, b"")
 
 
@@ -228,7 +254,7 @@ class ResponseWriter:
     @property
     def final_status_given(self) -> bool:
         """A final (non-1xx) status was given."""
-        return self._phase in (Phase.HEADERS, Phase.BODY, Phase.FINISHED)
+        return self._code != 0  # set by the first final status, and only by it
 
     @property
     def headers_finished(self) -> bool:
@@ -313,6 +339,10 @@ class ResponseWriter:
                 `Transfer-Encoding` (the writer frames the body), or a
                 `Content-Length` or `Connection: close` on a 1xx response.
         """
+        line = _known_field_line(name, value)
+        if line is not None and self._phase is Phase.HEADERS:
+            self._lines.append(line)  # fast path: checked and encoded when first sent
+            return
         name, text = check_header(name, value)
         if self._phase not in (Phase.INFORMATIONAL, Phase.HEADERS):
             what = "no status was sent" if self._phase is Phase.NO_STATUS else "headers finished"
@@ -332,7 +362,10 @@ class ResponseWriter:
         self._close = self._close or closes
         self._close_sent = self._close_sent or closes
         self._date_given = self._date_given or lower == "date"
-        self._lines.append(f"{name}: {text}\r\n".encode("iso-8859-1"))
+        line = f"{name}: {text}\r\n".encode("iso-8859-1")
+        self._lines.append(line)
+        if lower not in _STATEFUL_FIELDS:
+            _remember_field_line(name, value, line)
 
     def _declare_length(self, text: str) -> None:
         if not text.isdigit() or not text.isascii():
