@@ -212,8 +212,10 @@ class BufferedSocket(SocketInfo):
             b''
             >>> sock.close()
         """
-        count = self._input(None, maxlen, terminator, discard=False)
-        return None if count is None else self._reader.take(count)
+        term = terminator_byte(maxlen, terminator)
+        self._check_open()
+        self._writer.continue_flush()
+        return self._reader.read_now(maxlen, term)
 
     def unread(self, data: bytes) -> None:
         """Push `data` back to the front of the input: the next read returns it first.

@@ -9,6 +9,10 @@
 3. If receiving would block, a non-blocking call returns what it has
    (`None` when it has nothing); a blocking call waits and goes back to 2.
 
+`Reader.read_now`, behind `read_nb`, takes one shortcut first: with nothing
+buffered and no terminator, the bytes of one short receive are the result
+as they are (they never enter the buffer).
+
 Draining is the same loop, except that bytes which cannot be part of the
 result's end are dropped at once, so draining gigabytes keeps memory flat.
 
@@ -106,13 +110,36 @@ class Reader:
                 return (dropped if discard else len(self.buffer)) or None
             wait()
 
+    def read_now(self, maxlen: int | None, terminator: int | None) -> bytes | None:
+        """The result of a non-blocking read: bytes, `b""` at EOF, `None` if nothing came.
+
+        Fast path: with nothing buffered and no terminator to look for, one
+        short receive from a plain socket is the whole answer (see
+        `collect`), so it is returned as the kernel gave it, without the
+        trip into the buffer and out again. Anything else is buffered and
+        `collect` goes on from there.
+        """
+        if terminator is None and not len(self.buffer) and not self.eof:
+            if self.error is not None:
+                raise self.error
+            data = self._receive()
+            if data is None:
+                self.starved = True
+                return None
+            size = len(data)
+            if not size:
+                self.eof = True
+                return b""
+            if ((maxlen is None or size <= maxlen) and size < _RECV_SIZE
+                    and self.transport.short_recv_drains):
+                return data
+            self.absorb(data)
+        count = self.collect(None, maxlen, terminator, discard=False)
+        return None if count is None else self.take(count)
+
     def fill(self) -> int | None:
         """Receive once into the buffer; bytes received, 0 at EOF, `None`: would block."""
-        try:
-            data = self.transport.recv(_RECV_SIZE)
-        except OSError as error:
-            self.error = error
-            raise
+        data = self._receive()
         if data is None:
             return None
         if not data:
@@ -120,6 +147,14 @@ class Reader:
             return 0
         self.absorb(data)
         return len(data)
+
+    def _receive(self) -> bytes | None:
+        """Receive once from the transport; a failure is kept (sticky) and raised."""
+        try:
+            return self.transport.recv(_RECV_SIZE)
+        except OSError as error:
+            self.error = error
+            raise
 
     def absorb(self, data: bytes, eof: bool = False) -> None:
         """Add input that arrived (also from outside `fill`, such as TLS leftovers)."""
