@@ -46,7 +46,7 @@ from . import _worker
 from ._config import TCP, Inherited, Local
 from ._protocol import Kind, connect_payload, encode
 
-SLICE = 0.01
+SLICE = 0.02
 """Seconds a busy connection keeps its worker while other connections wait (its time slice)."""
 GRACE = 0.002
 """While others wait, how long a worker waits for a client's next request before parking."""

@@ -62,7 +62,7 @@ from ._wire import Wire
 __all__ = ["Connection", "describe_peer", "log"]
 
 _HEAD_READ = 16384  # the most head bytes read at once (the rest of a pipeline waits)
-_LOOK_EVERY = 0.01  # seconds between two looks for other connections waiting (`work_waiting`)
+_LOOK_EVERY = 0.02  # seconds between two looks for others waiting (layer 2's time slice)
 
 
 def log(message: str, error: BaseException | None = None) -> None:
