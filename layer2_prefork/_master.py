@@ -67,7 +67,7 @@ HANDLED_SIGNALS = (signal.SIGTERM, signal.SIGINT, signal.SIGHUP, signal.SIGCHLD,
 SPARE_FDS = 128
 """Descriptors kept free of held connections (workers' sockets, logs, accept)."""
 ACCEPT_BURST = 64
-"""The most connections a filtered listener accepts per wake-up."""
+"""The most connections a listener accepts per wake-up (the loop's other work goes on)."""
 
 
 class Stop(Enum):
@@ -269,15 +269,17 @@ class Master:
             self.selector.unregister(sock)
 
     def _on_listener(self, pool: PoolRuntime, index: int) -> None:
-        """Accept while the pool has an idle worker; hand each connection over.
+        """Accept and hand each connection over while the pool has an idle worker.
 
-        With a dispatch filter: accept a burst of connections and hold them.
+        With a dispatch filter: accept a burst of connections and hold them
+        (while the master can hold more).
         """
-        if pool.spec.dispatch_filter is not None:
-            self._accept_and_hold(pool, index)
-            return
         sock = self._listener(pool.index, index)
-        while self.stop is Stop.RUNNING and pool.state.next_idle() is not None:
+        holds = pool.spec.dispatch_filter is not None
+        for _ in range(ACCEPT_BURST):
+            if self.stop is not Stop.RUNNING or (
+                    self.holding.full() if holds else pool.state.next_idle() is None):
+                return
             try:
                 conn = _accept.accept(sock)
             except OSError as error:
@@ -286,24 +288,11 @@ class Master:
             if conn is None:
                 return
             pool.backoff.pop(index, None)
-            if not self.workers.hand_over(pool, index, conn):
+            if holds:
+                self.holding.add(conn, pool, index, parked=False, now=time.monotonic())
+            elif not self.workers.hand_over(pool, index, conn):
                 logger.error("pool %d: no worker took a connection; closing it", pool.index)
                 conn.close()
-
-    def _accept_and_hold(self, pool: PoolRuntime, index: int) -> None:
-        sock = self._listener(pool.index, index)
-        for _ in range(ACCEPT_BURST):
-            if self.stop is not Stop.RUNNING or self.holding.full():
-                return
-            try:
-                conn = _accept.accept(sock)
-            except OSError as error:
-                pool.accept_failed(index, error, time.monotonic())
-                return
-            if conn is None:
-                return
-            pool.backoff.pop(index, None)
-            self.holding.add(conn, pool, index, parked=False, now=time.monotonic())
 
     def _on_park(self, pool: PoolRuntime, index: int, conn: socket.socket) -> None:
         """A worker handed a connection back (`P`): hold it until its next request."""
