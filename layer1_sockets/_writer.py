@@ -8,6 +8,11 @@
 * otherwise send while at least one whole block (64 KiB) is queued, and
   keep the smaller tail for later, so small writes gather into large sends.
 
+One shortcut: a flush of one small piece (less than a block) with nothing
+queued is offered to the kernel straight from the caller's bytes, and only
+what the kernel does not take is queued; the common small response thus
+goes out in one ``send()`` without being copied into the queue first.
+
 When the kernel takes nothing, a non-blocking call returns; a blocking one
 waits and goes on. A flush that could not complete stays owed, and later
 calls continue it.
