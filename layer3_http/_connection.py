@@ -22,9 +22,7 @@ connection. Its loop reads like a list:
    left unread cannot be drained within `drain_timeout` and
    `drain_size_limit`; a body the handler was processing is read to its end;
 5. repeat, or close gently (half-close, discard the client's last bytes,
-   close) so the last response reaches the client; when the client asked
-   to close and has sent nothing more, close at once (nothing can turn the
-   close into a reset, so the round trip of a lingering close is saved).
+   close) so the last response reaches the client.
 
 Failures never escape to layer 2, so the worker lives on. A client's
 fault (`ClientError`) is answered with its status when no part of the
@@ -295,27 +293,8 @@ class Connection:
             else:
                 keep = body.drain()
         if not keep:
-            self._close_after(request)
+            self.wire.close_gently()
         return keep
-
-    def _close_after(self, request: Request) -> None:
-        """Close after the last response: at once if the client is done, else gently.
-
-        A lingering close (`Wire.close_gently`) waits for the client's end
-        so that late input cannot turn the close into a reset; it costs a
-        round trip. When the client itself asked to close, its request is
-        read to the end, and nothing more has arrived, there is nothing to
-        wait for: closing sends the FIN behind the response at once.
-        """
-        sock = self.sock
-        if (not request.head.keep_alive and request.input.complete and not sock.buffered
-                and not sock.queued and not self._input_arrived()):
-            try:
-                sock.close()
-            except OSError:
-                sock.reset()
-            return
-        self.wire.close_gently()
 
     def _log_access(self, request: Request, duration: float) -> None:
         writer, head = self.answered or request.writer, request.head
