@@ -89,9 +89,18 @@ def park(conn: BufferedSocket, linger: float = 0.0) -> bool:
     worker = _worker.current()
     if worker is None or not _movable(worker, conn):
         return False
-    watch = select.poll()
-    watch.register(conn.fileno(), select.POLLIN)
-    watch.register(worker.control.fileno(), select.POLLIN)
+    watch = worker.watch  # the control socket is registered once, in the worker
+    fd = conn.fileno()
+    watch.register(fd, select.POLLIN)
+    try:
+        return _decide(worker, watch, conn, linger)
+    finally:
+        watch.unregister(fd)
+
+
+def _decide(worker: _worker.Worker, watch: select.poll, conn: BufferedSocket,
+            linger: float) -> bool:
+    """The table of the module docstring: hand the connection back, or keep it."""
     start = time.monotonic()
     deadline, wait = start + linger, 0.0
     while True:

@@ -130,6 +130,9 @@ class Worker:
         """The index of the listener whose connection `connect` serves now."""
         self.serving_since = 0.0
         """When the current connection was given to this worker (`time.monotonic`)."""
+        self.watch = select.poll()
+        """The control socket, registered once; `park` adds the connection it watches."""
+        self.watch.register(control, select.POLLIN)
         self.served = 0
         self.max_requests = request_limit(spec.options.max_requests,
                                           spec.options.max_requests_jitter)
