@@ -38,6 +38,8 @@ SERVERS_DIR = ROOT / "bench" / "servers"
 HELLO = b"Hello, World!"
 WORKERS = 2
 BODY_LIMIT = 1 << 30
+PIECE = 64 * 1024
+"""The body pieces every application takes (`wsgi_app.PIECE`; ours: `maximum_input_chunk_size`)."""
 TICKS = os.sysconf("SC_CLK_TCK")
 
 
@@ -82,7 +84,8 @@ SERVERS: dict[str, Server] = {server.name: server for server in (
     Server("ours", "ours (layer3_http)", lambda python, port: [
         python, "-m", "layer3_http", str(SERVERS_DIR / "moonbridge_app.py") + ":app",
         "--listen", f"127.0.0.1:{port}", "--workers", str(WORKERS),
-        "--request-body-size-limit", str(BODY_LIMIT)], WORKERS),
+        "--request-body-size-limit", str(BODY_LIMIT),
+        "--maximum-input-chunk-size", str(PIECE)], WORKERS),
     Server("gunicorn-sync", "gunicorn sync", _gunicorn("sync"), WORKERS, peer=True),
     Server("gunicorn-gthread", "gunicorn gthread (4 threads)",
            _gunicorn("gthread", "--threads", "4"), WORKERS, peer=True),

@@ -9,7 +9,8 @@ the count; ``POST /multipart`` streams the form field ``file`` to a file in
 Serve it with the layer 3 command line::
 
     python -m layer3_http bench/servers/moonbridge_app.py:app \\
-        --listen 127.0.0.1:8083 --workers 2 --request-body-size-limit 1073741824
+        --listen 127.0.0.1:8083 --workers 2 --request-body-size-limit 1073741824 \\
+        --maximum-input-chunk-size 65536
 """
 
 from __future__ import annotations
