@@ -101,24 +101,24 @@ def park(conn: BufferedSocket, linger: float = 0.0) -> bool:
 def _decide(worker: _worker.Worker, watch: select.poll, conn: BufferedSocket,
             linger: float) -> bool:
     """The table of the module docstring: hand the connection back, or keep it."""
-    start = time.monotonic()
-    deadline, wait = start + linger, 0.0
+    start = now = time.monotonic()
+    deadline = start + linger
     while True:
-        speaks, told = _look(watch, conn, wait)
-        if worker.check_stop() if told else worker.stopped():
-            return False
-        now = time.monotonic()
-        turn_over = worker.work_waiting and now >= worker.serving_since + SLICE
-        if turn_over:
-            return _hand_back(worker, conn)
-        if speaks:
-            return False
+        if worker.work_waiting and now >= worker.serving_since + SLICE:
+            return _hand_back(worker, conn)  # others wait and this one had its turn
         until = deadline
         if worker.work_waiting:  # others wait: only a short grace, within the time slice
             until = min(deadline, start + GRACE, worker.serving_since + SLICE)
-        wait = until - now
-        if wait <= 0:
-            return _hand_back(worker, conn)
+        speaks, told = _look(watch, conn, max(0.0, until - now))  # one poll per wait
+        if worker.check_stop() if told else worker.stopped():
+            return False
+        now = time.monotonic()
+        if speaks:
+            if worker.work_waiting and now >= worker.serving_since + SLICE:
+                return _hand_back(worker, conn)
+            return False
+        if not told and now >= until:
+            return _hand_back(worker, conn)  # silent: park
 
 
 def _movable(worker: _worker.Worker, conn: BufferedSocket) -> bool:

@@ -189,9 +189,11 @@ class Connection:
             data = self.wire.read_nb(min(self.sock.buffered, _HEAD_READ) or _HEAD_READ)
             if data is None:
                 if not parser.started:
-                    if may_park and self._park(options.park_linger or 0.0):
-                        return None
-                    may_park = False
+                    if may_park:  # park waits for the request itself: read again after it
+                        may_park = False
+                        if self._park(options.park_linger or 0.0):
+                            return None
+                        continue
                     if not self._wait_for_request(deadline):
                         return None
                 elif not self.wire.wait_input(
