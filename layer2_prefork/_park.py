@@ -43,7 +43,6 @@ import time
 from layer1_sockets import BufferedSocket
 
 from . import _worker
-from ._config import TCP, Inherited, Local
 from ._protocol import Kind, connect_payload, encode
 
 SLICE = 0.02
@@ -72,7 +71,8 @@ def park(conn: BufferedSocket, linger: float = 0.0) -> bool:
 
     Returns:
         Whether the connection was handed back. `False` outside a worker,
-        for a timer event or a TLS connection, with bytes already read and
+        for a timer event, a socket other than the connection `connect`
+        was given, or a TLS connection, with bytes already read and
         not consumed (`conn.buffered`), once a graceful stop began, or when
         the next request came within `linger`.
 
@@ -93,12 +93,12 @@ def park(conn: BufferedSocket, linger: float = 0.0) -> bool:
     fd = conn.fileno()
     watch.register(fd, select.POLLIN)
     try:
-        return _decide(worker, watch, conn, linger)
+        return _decide(worker, watch, conn, fd, linger)
     finally:
         watch.unregister(fd)
 
 
-def _decide(worker: _worker.Worker, watch: select.poll, conn: BufferedSocket,
+def _decide(worker: _worker.Worker, watch: select.poll, conn: BufferedSocket, fd: int,
             linger: float) -> bool:
     """The table of the module docstring: hand the connection back, or keep it."""
     start = now = time.monotonic()
@@ -109,7 +109,7 @@ def _decide(worker: _worker.Worker, watch: select.poll, conn: BufferedSocket,
         until = deadline
         if worker.work_waiting:  # others wait: only a short grace, within the time slice
             until = min(deadline, start + GRACE, worker.serving_since + SLICE)
-        speaks, told = _look(watch, conn, max(0.0, until - now))  # one poll per wait
+        speaks, told = _look(watch, fd, max(0.0, until - now))  # one poll per wait
         if worker.check_stop() if told else worker.stopped():
             return False
         now = time.monotonic()
@@ -122,13 +122,12 @@ def _decide(worker: _worker.Worker, watch: select.poll, conn: BufferedSocket,
 
 
 def _movable(worker: _worker.Worker, conn: BufferedSocket) -> bool:
-    index = worker.listener
-    if index is None or conn.closed or conn.tls or conn.buffered or conn.queued:
+    if conn is not worker.connection:  # a timer event, or a socket of the handler's own
         return False
-    return isinstance(worker.spec.listeners[index], TCP | Local | Inherited)
+    return not (conn.buffered or conn.closed or conn.tls or conn.queued)
 
 
-def _look(watch: select.poll, conn: BufferedSocket, wait: float) -> tuple[bool, bool]:
+def _look(watch: select.poll, fd: int, wait: float) -> tuple[bool, bool]:
     """Poll the connection and the control socket for up to `wait` seconds.
 
     Returns:
@@ -136,9 +135,9 @@ def _look(watch: select.poll, conn: BufferedSocket, wait: float) -> tuple[bool, 
         master did: what arrived on the control socket (`W`, `T`) is read
         by `Worker.check_stop`, which the caller runs next.
     """
-    ready = [fd for fd, _ in watch.poll(max(0, math.ceil(wait * 1000)))]
-    speaks = conn.fileno() in ready
-    return speaks, len(ready) > int(speaks)
+    ready = watch.poll(math.ceil(wait * 1000))
+    speaks = any(event_fd == fd for event_fd, _ in ready)
+    return speaks, len(ready) > speaks
 
 
 def _hand_back(worker: _worker.Worker, conn: BufferedSocket) -> bool:

@@ -130,6 +130,8 @@ class Worker:
         """The index of the listener whose connection `connect` serves now."""
         self.serving_since = 0.0
         """When the current connection was given to this worker (`time.monotonic`)."""
+        self.connection: BufferedSocket | None = None
+        """The connection `connect` serves now (`None` for a timer event): the one `park` moves."""
         self.watch = select.poll()
         """The control socket, registered once; `park` adds the connection it watches."""
         self.watch.register(control, select.POLLIN)
@@ -250,6 +252,7 @@ class Worker:
             if message.data:
                 conn.unread(message.data)  # what the master read while it held the connection
         self.listener, self.serving_since = index, time.monotonic()
+        self.connection = conn if isinstance(conn, BufferedSocket) else None
         try:
             result = self.handlers.connect(conn)
         except Exception:
@@ -259,7 +262,7 @@ class Worker:
             return After.FAIL
         finally:
             _timeout.disarm()
-            self.listener = None
+            self.listener, self.connection = None, None
         if isinstance(conn, BufferedSocket) and not conn.closed:
             close_politely(conn)
         self.served += 1
