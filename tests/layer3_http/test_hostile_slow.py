@@ -163,7 +163,7 @@ def test_slowloris_clients_get_408_from_the_master_and_cost_no_worker(server: Se
         for sock in slow:
             assert read_to_end(sock).startswith(b"HTTP/1.1 408 ")
         first_cut, last_cut = min(ended.values()), max(ended.values())
-        assert HEAD * 0.8 <= first_cut - started
+        assert first_cut - started >= HEAD * 0.8
         assert last_cut - started < HEAD + SLACK  # all at once, not in turns
         assert served < first_cut  # served while the slow clients were still sending
     finally:
