@@ -183,28 +183,26 @@ class Workers:
                 next_due = min(next_due, due)
                 continue
             pool.told.add(pid)
-            try:
-                self.by_pid[pid].send(Kind.WAITING)
-            except OSError:
-                self.kill(self.by_pid[pid], "its control socket failed")
+            self._tell(pid, Kind.WAITING)
         return next_due
 
     def terminate(self, pool: PoolRuntime, pid: int, reason: str) -> None:
         """Tell an idle worker to finish and exit (`T`)."""
         logger.info("pool %d: retiring worker %d (%s)", pool.index, pid, reason)
         pool.state.stopping(pid, dismissed=True)
-        try:
-            self.by_pid[pid].send(Kind.TERMINATE)
-        except OSError:
-            self.kill(self.by_pid[pid], "its control socket failed")
+        self._tell(pid, Kind.TERMINATE)
 
     def finish_then_exit(self, pool: PoolRuntime, pid: int) -> None:
         """Tell a busy worker to exit when its work is done (`T`; see `_protocol`)."""
         logger.info("pool %d: worker %d is busy; told to exit when done (stopping)",
                     pool.index, pid)
         pool.state.dismiss_busy(pid)
+        self._tell(pid, Kind.TERMINATE)
+
+    def _tell(self, pid: int, kind: Kind) -> None:
+        """Send a message without descriptors; a worker it cannot reach is killed."""
         try:
-            self.by_pid[pid].send(Kind.TERMINATE)
+            self.by_pid[pid].send(kind)
         except OSError:
             self.kill(self.by_pid[pid], "its control socket failed")
 
