@@ -411,6 +411,26 @@ class BufferedSocket(SocketInfo):
         finally:
             self._release()
 
+    def take_output(self) -> bytes:
+        """Remove and return the output still queued: what the kernel has not taken yet.
+
+        For handing the rest of a response to someone else (layer 2's
+        write completion): the caller sends these bytes, in order, before
+        anything new. A flush owed is forgotten with them.
+
+        Raises:
+            ValueError: If the socket is closed, or is a TLS socket (its queued
+                bytes are encrypted records only this session can continue).
+
+        Moonbridge: none.
+        """
+        self._check_open()
+        if self.tls:
+            raise ValueError("the output of a TLS socket cannot be taken over")
+        data = self._writer.queue.peek_all()
+        self._writer.drop()
+        return data
+
     def reset(self) -> None:
         """Close at once with ``SO_LINGER`` 0: the peer sees a reset; queued output is dropped.
 

@@ -4,9 +4,11 @@ Declare pools with `listen()`, serve them with `run()` (or run the
 script with `python -m layer2_prefork script.py`; sockets passed by
 systemd come from `socket_activation()`), and guard handlers with
 `timeout()`; inside a handler, `stopping()` and `stop_fd()` tell that a
-graceful stop began, and `park()` hands an idle connection back to the
+graceful stop began, `park()` hands an idle connection back to the
 master (which holds it, and new connections, until a `DispatchFilter`
-says their request arrived). A command line of your own gets the same server options and
+says their request arrived), and `linger()` and `send_rest()` hand the
+master the waits at a connection's end (the lingering close, and the rest
+of a response a client takes slowly). A command line of your own gets the same server options and
 start-up steps from `add_server_options`, `ServerOptions` and
 `serve_command`.
 """
@@ -14,7 +16,8 @@ start-up steps from `add_server_options`, `ServerOptions` and
 from ._activation import socket_activation
 from ._config import TCP, Event, Inherited, Interval, Listener, Local, Main, PoolOptions
 from ._errors import ExitCode, StartupError
-from ._filter import DispatchFilter
+from ._filter import MAX_BYTES, DispatchFilter
+from ._handover import linger, send_rest
 from ._logging import reopen as reopen_logs
 from ._park import park, work_waiting
 from ._server import Pool, listen, run
@@ -23,6 +26,7 @@ from ._timeout import timeout
 from ._worker import stop_fd, stopping
 
 __all__ = [
+    "MAX_BYTES",
     "TCP",
     "DispatchFilter",
     "Event",
@@ -37,10 +41,12 @@ __all__ = [
     "ServerOptions",
     "StartupError",
     "add_server_options",
+    "linger",
     "listen",
     "park",
     "reopen_logs",
     "run",
+    "send_rest",
     "serve_command",
     "socket_activation",
     "stop_fd",

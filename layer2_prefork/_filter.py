@@ -15,7 +15,7 @@ is data that a higher layer gives to `listen()` (layer 3's handlers carry
 one, which `listen()` picks up by itself).
 
 Invariants: a constructed filter is valid and never changes; `max_bytes`
-never exceeds what one control message can carry (`MAX_HELD`).
+never exceeds what a control message can carry (`MAX_FILE_BYTES`).
 """
 
 from __future__ import annotations
@@ -24,7 +24,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 from ._config import check_number
-from ._protocol import MAX_HELD
+from ._protocol import MAX_FILE_BYTES
 
 
 @dataclass(frozen=True, slots=True)
@@ -45,7 +45,7 @@ class DispatchFilter:
             before closing a connection past `request_timeout`.
         max_bytes: Hand the connection over once this many bytes are held,
             complete or not (the handler then reads the rest, or refuses
-            it). At most `MAX_HELD`.
+            it). At most `MAX_FILE_BYTES`.
 
     Raises:
         ValueError: If an option is wrong; the message names it.
@@ -74,10 +74,15 @@ class DispatchFilter:
             raise ValueError("DispatchFilter: timeout_response must be bytes, "
                              f"not {self.timeout_response!r}")
         size = self.max_bytes
-        if isinstance(size, bool) or not isinstance(size, int) or not 1 <= size <= MAX_HELD:
-            raise ValueError(f"DispatchFilter: max_bytes must be an int from 1 to {MAX_HELD},"
+        if isinstance(size, bool) or not isinstance(size, int) \
+                or not 1 <= size <= MAX_FILE_BYTES:
+            raise ValueError("DispatchFilter: max_bytes must be an int from 1 to "
+                             f"{MAX_FILE_BYTES},"
                              f" not {size!r}")
 
+
+MAX_BYTES = MAX_FILE_BYTES
+"""The largest `DispatchFilter.max_bytes`: the most bytes of a request the master holds."""
 
 ANY_BYTE = DispatchFilter(complete=bool)
 """The filter of a pool that has none: a parked connection goes back at its first byte."""

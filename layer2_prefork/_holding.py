@@ -100,14 +100,24 @@ class Holding:
         return len(self.watched) >= self.capacity
 
     def add(self, sock: socket.socket, pool: PoolRuntime, listener: int, parked: bool,
-            now: float) -> None:
-        """Hold a new or parked connection: read what is there, then watch it."""
+            now: float, data: bytes = b"") -> None:
+        """Hold a new or parked connection: read what is there, then watch it.
+
+        Args:
+            sock: The connection.
+            pool: Its pool.
+            listener: The index of the listener it came from.
+            parked: Whether a worker parked it (`P`); else it is new.
+            now: The time.
+            data: What a worker already read of it (`H`).
+        """
         try:
             sock.setblocking(False)
         except OSError:
             sock.close()
             return
-        held = Held(sock, pool, listener, parked, now)
+        held = Held(sock, pool, listener, parked, now, bytearray(data),
+                    now if data else None)
         self.watched[sock.fileno()] = held
         if self._read(held, now):
             if self.stopping and held.parked and not held.data:

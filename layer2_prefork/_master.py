@@ -51,9 +51,10 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from enum import Enum
 
-from . import _accept, _logging
+from . import _logging
 from ._config import PoolSpec
 from ._errors import ExitCode
+from ._finishing import Finishing
 from ._holding import Holding
 from ._logging import logger
 from ._pool import PoolState
@@ -66,8 +67,10 @@ from ._workers import Workers
 HANDLED_SIGNALS = (signal.SIGTERM, signal.SIGINT, signal.SIGHUP, signal.SIGCHLD, signal.SIGUSR1)
 SPARE_FDS = 128
 """Descriptors kept free of held connections (workers' sockets, logs, accept)."""
-ACCEPT_BURST = 64
-"""The most connections a listener accepts per wake-up (the loop's other work goes on)."""
+SCOREBOARD_TICK = 0.05
+"""Seconds between two readings of the scoreboard while workers run (pool sizing, `W`)."""
+QUEUE_FULL_RETRY = 0.001
+"""Seconds until the master tries again to queue work when a pool's queue was full."""
 
 
 class Stop(Enum):
@@ -109,10 +112,11 @@ class Master:
         self.deadline = math.inf
         self.selector = selectors.DefaultSelector()
         self.signals = SignalQueue(HANDLED_SIGNALS)
-        self.holding = Holding(self.selector, max(raise_fd_limit() - SPARE_FDS, 16))
-        self.workers = Workers(self.pools, self.selector, self._close_in_child, self._on_park)
+        capacity = max(raise_fd_limit() - SPARE_FDS, 16)
+        self.holding = Holding(self.selector, capacity)
+        self.finishing = Finishing(self.selector, capacity)
+        self.workers = Workers(self.pools, self.selector, self._close_in_child, self)
         self.has_main = any(pool.schedule.has_main() for pool in self.pools)
-        self.polled: set[tuple[int, int]] = set()
         self.slice_ends = math.inf
         """When a busy worker is due to be told that connections wait (`W`)."""
 
@@ -141,16 +145,18 @@ class Master:
         now = time.monotonic()
         self._handle_signals(now)
         self.workers.reap(now)
+        self.workers.sync()
         self._check_timers(now)
         self._dispatch(now)
         self._adjust_pools(now)
         self._log_stats()
         if not self._done():
-            self._poll(now, self._next_wakeup(now))
+            self._poll(self._next_wakeup(now))
 
     def _done(self) -> bool:
         """Stopping, every held connection served or closed, and every worker reaped."""
-        return self.stop is not Stop.RUNNING and not self.workers and not self.holding
+        return (self.stop is not Stop.RUNNING and not self.workers and not self.holding
+                and not self.finishing)
 
     def _handle_signals(self, now: float) -> None:
         while (number := self.signals.pop()) is not None:
@@ -165,14 +171,15 @@ class Master:
                 logger.info("SIGUSR1: %d log file(s) reopened", count)
                 self._log_stats(force=True)
 
-    def _close_in_child(self) -> None:
-        """In a new worker: drop everything that belongs to the master."""
+    def _close_in_child(self, pool_index: int) -> None:
+        """In a new worker of pool `pool_index`: drop everything that belongs to the master."""
         signal.set_wakeup_fd(-1)
         self.signals.close()
         self.selector.close()
         self.holding.close_in_child()
+        self.finishing.close_in_child()
         for pool in self.pools:
-            pool.close_in_child()
+            pool.close_in_child(own=pool.index == pool_index)
         self.workers.close_in_child()
         for fd in self.settings.close_in_workers:
             with contextlib.suppress(OSError):
@@ -184,6 +191,7 @@ class Master:
         if self.stop is Stop.GRACEFUL and now >= self.deadline:
             self._begin_fast_stop("the graceful stop deadline passed")
         self.holding.expire(now)
+        self.finishing.expire(now)
         if self.stop is not Stop.RUNNING:
             return
         if self.has_main and all(pool.schedule.main_done() for pool in self.pools):
@@ -194,19 +202,19 @@ class Master:
                 self.workers.terminate(pool, pid, reason)
 
     def _dispatch(self, now: float) -> None:
+        """Queue due timers and held connections; tell busy workers when work waits."""
         self.slice_ends = math.inf
         for pool in self.pools:
-            if self.stop is Stop.RUNNING:
+            if self.stop is Stop.RUNNING and pool.state.next_idle() is not None:
                 for index in pool.schedule.due(now):
                     if self.workers.hand_over(pool, index, None):
                         pool.schedule.started(index)
-            while pool.pending and pool.state.next_idle() is not None:
-                index, conn, data = pool.pending.popleft()
-                if not self.workers.hand_over(pool, index, conn, data):
-                    pool.pending.appendleft((index, conn, data))
-            if pool.pending and self.stop is not Stop.FAST:
+            while pool.pending and self.workers.hand_over(pool, *pool.pending[0]):
+                pool.pending.popleft()
+            if self.stop is not Stop.FAST and (pool.waiting() or (
+                    self.stop is Stop.RUNNING and pool.backlog_waiting())):
                 self.slice_ends = min(self.slice_ends, self.workers.tell_waiting(pool, now))
-            if self.stop is Stop.GRACEFUL and not pool.pending and not self.holding:
+            if self.stop is Stop.GRACEFUL and not pool.waiting() and not self.holding:
                 while (pid := pool.state.next_idle()) is not None:
                     self.workers.terminate(pool, pid, "stopping")
                 for busy in pool.state.busy():  # once no held connection needs them
@@ -217,7 +225,7 @@ class Master:
             if self.stop is Stop.RUNNING:
                 if pool.state.fork_due(now):
                     self.workers.fork(pool, now)
-            elif (self.stop is Stop.GRACEFUL and pool.pending
+            elif (self.stop is Stop.GRACEFUL and pool.waiting()
                   and pool.state.counts().total == 0 and now >= pool.state.next_fork):
                 self.workers.fork(pool, now)  # held connections need a worker
 
@@ -230,76 +238,65 @@ class Master:
 
     def _next_wakeup(self, now: float) -> float | None:
         deadlines = [self.deadline if self.stop is Stop.GRACEFUL else math.inf,
-                     self.holding.next_deadline(), self.slice_ends]
+                     self.holding.next_deadline(), self.finishing.next_deadline(),
+                     self.slice_ends]
+        if self.workers and self.stop is not Stop.FAST:
+            deadlines.append(now + SCOREBOARD_TICK)  # workers change state without a word
         for pool in self.pools:
+            if pool.pending:
+                deadlines.append(now + QUEUE_FULL_RETRY)
             if self.stop is Stop.RUNNING:
                 deadlines.append(pool.state.next_deadline())
                 if pool.state.next_idle() is not None:
                     deadlines.append(pool.schedule.next_deadline())
-                deadlines.extend(pool.pause_ends(now))
-            elif self.stop is Stop.GRACEFUL and pool.pending:
+            elif self.stop is Stop.GRACEFUL and pool.waiting():
                 deadlines.append(pool.state.next_fork)
         earliest = min(deadlines)
         return None if math.isinf(earliest) else max(earliest - now, 0.0)
 
-    def _poll(self, now: float, timeout: float | None) -> None:
-        wanted: set[tuple[int, int]] = set()
-        if self.stop is Stop.RUNNING:
-            can_hold = not self.holding.full()
-            wanted = {(pool.index, index) for pool in self.pools
-                      for index in pool.sockets_to_poll(now, can_hold)}
-        for pool_index, index in self.polled - wanted:
-            self._unregister(self._listener(pool_index, index))
-        for pool_index, index in wanted - self.polled:
-            pool = self.pools[pool_index]
-            self.selector.register(self._listener(pool_index, index), selectors.EVENT_READ,
-                                   lambda pool=pool, index=index: self._on_listener(pool, index))
-        self.polled = wanted
+    def _poll(self, timeout: float | None) -> None:
         for key, _ in self.selector.select(timeout):
             handler: Callable[[], None] = key.data
             handler()
 
-    def _listener(self, pool_index: int, index: int) -> socket.socket:
-        bound = self.pools[pool_index].bound[index]
-        assert bound is not None
-        return bound.sock
+    # --- connections the workers hand over (`Taker`) -------------------
 
-    def _unregister(self, sock: socket.socket) -> None:
-        with contextlib.suppress(KeyError, ValueError):
-            self.selector.unregister(sock)
-
-    def _on_listener(self, pool: PoolRuntime, index: int) -> None:
-        """Accept and hand each connection over while the pool has an idle worker.
-
-        With a dispatch filter: accept a burst of connections and hold them
-        (while the master can hold more).
-        """
-        sock = self._listener(pool.index, index)
-        holds = pool.spec.dispatch_filter is not None
-        for _ in range(ACCEPT_BURST):
-            if self.stop is not Stop.RUNNING or (
-                    self.holding.full() if holds else pool.state.next_idle() is None):
-                return
-            try:
-                conn = _accept.accept(sock)
-            except OSError as error:
-                pool.accept_failed(index, error, time.monotonic())
-                return
-            if conn is None:
-                return
-            pool.backoff.pop(index, None)
-            if holds:
-                self.holding.add(conn, pool, index, parked=False, now=time.monotonic())
-            elif not self.workers.hand_over(pool, index, conn):
-                logger.error("pool %d: no worker took a connection; closing it", pool.index)
-                conn.close()
-
-    def _on_park(self, pool: PoolRuntime, index: int, conn: socket.socket) -> None:
+    def parked(self, pool: PoolRuntime, index: int, conn: socket.socket) -> None:
         """A worker handed a connection back (`P`): hold it until its next request."""
         if self.stop is Stop.FAST:
             conn.close()
         else:
             self.holding.add(conn, pool, index, parked=True, now=time.monotonic())
+
+    def held(self, pool: PoolRuntime, index: int, conn: socket.socket, data: bytes) -> None:
+        """A worker handed over a new connection whose request is incomplete (`H`)."""
+        if self.stop is Stop.FAST:
+            conn.close()
+        else:
+            self.holding.add(conn, pool, index, parked=False, now=time.monotonic(), data=data)
+
+    def lingering(self, conn: socket.socket, seconds: float | None, limit: int) -> None:
+        """A worker handed over a half-closed connection (`L`): drain it, then close it."""
+        if self.stop is Stop.FAST:
+            conn.close()
+        else:
+            self.finishing.linger(conn, seconds, limit, time.monotonic())
+
+    def sending(self, pool: PoolRuntime, index: int, conn: socket.socket, source: int,
+                fields: tuple[int, ...], early: bytes) -> None:
+        """A worker handed over a connection with the rest of a response (`S`)."""
+        if self.stop is Stop.FAST:
+            conn.close()
+            os.close(source)
+            return
+
+        def park(sock: socket.socket) -> None:
+            if self.stop is Stop.FAST:
+                sock.close()
+            else:
+                self.holding.add(sock, pool, index, parked=True, now=time.monotonic(), data=early)
+
+        self.finishing.send(conn, source, fields, time.monotonic(), park)
 
     # --- stopping ------------------------------------------------------
 
@@ -308,7 +305,6 @@ class Master:
             return
         self.stop = Stop.GRACEFUL
         self.deadline = now + self.settings.graceful_timeout
-        self._unpoll_listeners()
         self.holding.stop_idle()
         for pool in self.pools:
             for index, conn in pool.take_backlogs():
@@ -323,21 +319,16 @@ class Master:
         if self.stop is Stop.FAST:
             return
         self.stop = Stop.FAST
-        self._unpoll_listeners()
         self.holding.close_all()
+        self.finishing.close_all()
         for pool in self.pools:
             pool.close_listeners()
         logger.info("fast stop (%s): listeners closed, killing all workers", reason)
         self.workers.kill_all(reason)
 
-    def _unpoll_listeners(self) -> None:
-        for pool_index, index in self.polled:
-            self._unregister(self._listener(pool_index, index))
-        self.polled = set()
-
     def _cleanup(self) -> None:
-        self._unpoll_listeners()
         self.holding.close_all()
+        self.finishing.close_all()
         for pool in self.pools:
             pool.close_listeners()
         self.workers.close()

@@ -33,6 +33,7 @@ from enum import Enum
 
 from ._config import PoolOptions
 from ._errors import ProtocolError
+from ._scoreboard import Seen
 
 
 class State(Enum):
@@ -123,6 +124,31 @@ class PoolState:
         worker.idle_since = now
         self.idle.append(pid)
         return job
+
+    def observe(self, pid: int, seen: Seen, job: int | None, since: float) -> None:
+        """Apply what the worker's scoreboard slot says (see `_scoreboard`).
+
+        Workers take their own work, so the pool learns of it here, each
+        time the master loop reads the scoreboard, instead of from a
+        message per request. A worker told to go keeps its state.
+        """
+        worker = self.workers.get(pid)
+        if worker is None or worker.state is State.STOPPING:
+            if worker is not None:
+                worker.job = job if seen is Seen.BUSY else None
+            return
+        if seen is Seen.IDLE and worker.state is not State.IDLE:
+            self.became_idle(pid, since)
+        elif seen is Seen.BUSY and job is not None and (
+                worker.state is not State.BUSY or worker.busy_since != since):
+            if worker.state is State.STARTING:
+                worker.prepared, self.error_pacing = True, False
+                worker.state = State.IDLE
+                self.idle.append(pid)
+            elif worker.state is State.BUSY:
+                worker.state = State.IDLE
+                self.idle.append(pid)
+            self.dispatched(pid, job, since)
 
     def is_busy(self, pid: int) -> bool:
         """Whether the worker `pid` runs work now (told to stop when done counts too)."""

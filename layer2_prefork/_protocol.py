@@ -61,7 +61,20 @@ HEADER = struct.Struct("!BBI")
 LISTENER_INDEX = struct.Struct("!H")
 MAX_PAYLOAD = 65536
 MAX_HELD = MAX_PAYLOAD - LISTENER_INDEX.size
-"""The most bytes of a connection a `C` message can carry."""
+"""The most bytes of a connection a `C` or `H` message carries in its payload.
+
+More than that travels as a second descriptor: a memory file (`os.memfd_create`)
+holding the bytes, so a request head of any size can move between processes."""
+LINGER = struct.Struct("!II")
+"""The payload of `L`: milliseconds to wait for the client's end, bytes to discard at most."""
+SEND = struct.Struct("!HQQIIIB")
+"""The payload of `S`: listener, offset and count of the source, stall limit (ms),
+linger time (ms), linger bytes, what to do when sent (`AFTER_CLOSE`, `AFTER_PARK`);
+then the bytes of the next request already read, if any."""
+AFTER_CLOSE = 0
+AFTER_PARK = 1
+NO_LIMIT = 0xFFFFFFFF
+"""A time limit of `L` or `S` that means "none"."""
 
 
 class Kind(IntEnum):
@@ -70,12 +83,15 @@ class Kind(IntEnum):
     Moonbridge: the single control bytes between master and child processes.
     """
 
-    IDLE = ord("I")
     GOODBYE = ord("B")
     PARK = ord("P")
     CONNECT = ord("C")
     TERMINATE = ord("T")
     WAITING = ord("W")
+    HOLD = ord("H")
+    DONE = ord("D")
+    LINGER = ord("L")
+    SEND = ord("S")
 
 
 @dataclass(frozen=True, slots=True)
@@ -88,17 +104,25 @@ class Rule:
 
 
 TO_MASTER: Mapping[Kind, Rule] = {
-    Kind.IDLE: Rule(),
     Kind.GOODBYE: Rule(),
     Kind.PARK: Rule(LISTENER_INDEX.size, LISTENER_INDEX.size, 1),
+    Kind.HOLD: Rule(LISTENER_INDEX.size, MAX_PAYLOAD, 2),
+    Kind.DONE: Rule(LISTENER_INDEX.size, LISTENER_INDEX.size),
+    Kind.LINGER: Rule(LINGER.size, LINGER.size, 1),
+    Kind.SEND: Rule(SEND.size, MAX_PAYLOAD, 2),
 }
 """The messages a master accepts from a worker."""
 TO_WORKER: Mapping[Kind, Rule] = {
-    Kind.CONNECT: Rule(LISTENER_INDEX.size, MAX_PAYLOAD, 1),
+    Kind.CONNECT: Rule(LISTENER_INDEX.size, MAX_PAYLOAD, 2),
     Kind.TERMINATE: Rule(),
     Kind.WAITING: Rule(),
 }
 """The messages a worker accepts from its master."""
+CONTROL_TO_WORKER: Mapping[Kind, Rule] = {
+    kind: rule for kind, rule in TO_WORKER.items() if kind is not Kind.CONNECT}
+"""What a worker accepts on its own control socket (`C` comes through the pool's queue)."""
+QUEUE: Mapping[Kind, Rule] = {Kind.CONNECT: TO_WORKER[Kind.CONNECT]}
+"""What a worker accepts from its pool's queue."""
 RULES = {**TO_MASTER, **TO_WORKER}
 
 
@@ -137,8 +161,8 @@ def encode(kind: Kind, payload: bytes = b"", fds: int = 0) -> bytes:
         ValueError: If the message breaks the rules of its kind.
 
     Examples:
-        >>> encode(Kind.IDLE)
-        b'I\\x00\\x00\\x00\\x00\\x00'
+        >>> encode(Kind.GOODBYE)
+        b'B\\x00\\x00\\x00\\x00\\x00'
         >>> encode(Kind.CONNECT, connect_payload(1), fds=1)
         b'C\\x01\\x00\\x00\\x00\\x02\\x00\\x01'
     """
@@ -177,12 +201,12 @@ class Decoder:
 
     Examples:
         >>> decoder = Decoder(TO_MASTER)
-        >>> decoder.feed(encode(Kind.IDLE)[:3])
+        >>> decoder.feed(encode(Kind.GOODBYE)[:3])
         >>> decoder.next_message() is None
         True
-        >>> decoder.feed(encode(Kind.IDLE)[3:])
+        >>> decoder.feed(encode(Kind.GOODBYE)[3:])
         >>> decoder.next_message()
-        Message(kind=<Kind.IDLE: 73>, payload=b'', fds=())
+        Message(kind=<Kind.GOODBYE: 66>, payload=b'', fds=())
     """
 
     def __init__(self, accepted: Mapping[Kind, Rule]) -> None:
@@ -233,3 +257,65 @@ class Decoder:
             except OSError:
                 pass
         self._buffer.clear()
+
+
+def pack_bytes(data: bytes) -> tuple[bytes, int | None]:
+    """Return how `data` travels: in the payload, or in a memory file (a descriptor to send).
+
+    Up to `MAX_HELD` bytes go in the payload. More go into a new memory file
+    (`os.memfd_create`), whose descriptor the caller sends as the frame's
+    second one and then closes.
+    """
+    if len(data) <= MAX_HELD:
+        return data, None
+    fd = os.memfd_create("held", os.MFD_CLOEXEC)
+    view = memoryview(data)
+    while view:
+        view = view[os.write(fd, view):]
+    return b"", fd
+
+
+def unpack_bytes(message: Message) -> bytes:
+    """Return the bytes a `C` or `H` message carries; closes the memory file, if any.
+
+    Raises:
+        ProtocolError: If the message has bytes both in its payload and in a file.
+    """
+    if len(message.fds) < 2:
+        return message.data
+    fd = message.fds[1]
+    try:
+        if message.data:
+            raise ProtocolError(f"{message.kind.name} with bytes in its payload and in a file")
+        size = os.fstat(fd).st_size
+        if size > MAX_FILE_BYTES:
+            raise ProtocolError(f"{message.kind.name} with a file of {size} bytes")
+        return os.pread(fd, size, 0)
+    finally:
+        os.close(fd)
+
+
+MAX_FILE_BYTES = 1 << 26
+"""The most bytes a memory file of `C` or `H` may hold (64 MiB)."""
+
+
+def decode_record(data: bytes, fds: Sequence[int], accepted: Mapping[Kind, Rule]) -> Message:
+    """Decode one record of a `SOCK_SEQPACKET` queue: exactly one whole frame.
+
+    Raises:
+        ProtocolError: If the record is not exactly one frame this side accepts
+            (its descriptors are closed then).
+    """
+    decoder = Decoder(accepted)
+    decoder.feed(data, fds)
+    message: Message | None = None
+    try:
+        message = decoder.next_message()
+        if message is None or decoder._buffer or decoder._fds:
+            raise ProtocolError(f"a queue record of {len(data)} bytes is not one frame")
+    except ProtocolError:
+        decoder.close()
+        for fd in message.fds if message is not None else ():
+            os.close(fd)
+        raise
+    return message

@@ -7,16 +7,21 @@
 * the `PoolState` (who is idle, when to fork),
 * the `Schedule` of its timer listeners,
 * per listener, an accept `Backoff`,
-* connections that wait for a worker: accepted during a graceful stop, or
-  held by the master (`_holding`) until their request arrived,
+* the pool's queue (`Queue`): connections the master held until their
+  request arrived, and due timer events, wait there for whichever worker
+  of the pool is idle first,
+* connections that wait for room in the queue,
 * the busy workers already told that connections wait (`W`).
 
-Its methods do the pool-local socket work: say which listeners to poll,
-take the backlogs when a graceful stop begins, close everything at the end.
+Its methods do the pool-local socket work: say whether connections wait in
+the listeners' backlogs, take the backlogs when a graceful stop begins,
+close everything at the end.
 """
 
 from __future__ import annotations
 
+import os
+import select
 import socket
 from collections import deque
 from collections.abc import Sequence
@@ -26,8 +31,70 @@ from . import _accept
 from ._config import Interval, Main, PoolSpec
 from ._logging import logger
 from ._pool import Counts, PoolState
+from ._protocol import Kind, connect_payload, encode, pack_bytes
 from ._schedule import Schedule
 from ._sockets import Bound
+
+QUEUE_BUFFER = 4 << 20
+"""The send buffer asked for the queue (the kernel caps it at its `wmem_max`)."""
+
+
+@dataclass(slots=True)
+class Queue:
+    """A pool's queue of work: one `SOCK_SEQPACKET` pair, the master at one end.
+
+    Every record is one `C` frame with its descriptors. All workers of the
+    pool share the receiving end and poll it while idle; the kernel gives
+    each record to exactly one of them, so work goes to whoever is free
+    first, and a worker that is stopped or stuck never gets any. Both ends
+    are non-blocking. The master keeps the receiving end open too, so that
+    a worker forked later inherits it and nothing queued is lost while the
+    pool has no worker.
+    """
+
+    send_end: socket.socket
+    receive_end: socket.socket
+    sent: int = 0
+    """Records put into the queue so far."""
+
+    @classmethod
+    def new(cls) -> Queue:
+        """Make the socket pair."""
+        send_end, receive_end = socket.socketpair(socket.AF_UNIX, socket.SOCK_SEQPACKET)
+        for sock in (send_end, receive_end):
+            sock.setblocking(False)
+        try:
+            send_end.setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, QUEUE_BUFFER)
+        except OSError:
+            pass
+        return cls(send_end, receive_end)
+
+    def put(self, index: int, conn: socket.socket | None, data: bytes = b"") -> bool:
+        """Queue work of listener `index`; `False` if the queue is full (nothing sent).
+
+        Raises:
+            OSError: If the queue failed otherwise.
+        """
+        payload, memfd = pack_bytes(data)
+        fds = ([] if conn is None else [conn.fileno()]) + ([] if memfd is None else [memfd])
+        frame = encode(Kind.CONNECT, connect_payload(index, payload), fds=len(fds))
+        try:
+            if fds:
+                socket.send_fds(self.send_end, [frame], fds)
+            else:
+                self.send_end.send(frame)
+        except BlockingIOError:
+            return False
+        finally:
+            if memfd is not None:
+                os.close(memfd)
+        self.sent += 1
+        return True
+
+    def close(self) -> None:
+        """Close both ends (what is still queued is closed by the kernel)."""
+        self.send_end.close()
+        self.receive_end.close()
 
 
 @dataclass(slots=True)
@@ -40,9 +107,15 @@ class PoolRuntime:
     schedule: Schedule
     backoff: dict[int, _accept.Backoff] = field(default_factory=dict)
     pending: deque[tuple[int, socket.socket, bytes]] = field(default_factory=deque)
-    """(listener index, connection, bytes read of it) waiting for an idle worker."""
-    told: set[int] = field(default_factory=set)
-    """Busy workers sent `W` since they last got work."""
+    """(listener index, connection, bytes read of it) waiting for room in the queue."""
+    queue: Queue = field(default_factory=Queue.new)
+    taken_by_gone: int = 0
+    """Records taken from the queue by workers reaped since."""
+    taken: int = 0
+    """Records taken from the queue by the live workers (from the scoreboard)."""
+    told: dict[int, float] = field(default_factory=dict)
+    """Busy workers sent `W`, with the start of the work they were told during."""
+    backlogs: select.poll | None = None
     logged: Counts | None = None
     """The counts last written by `--stats`."""
 
@@ -51,27 +124,18 @@ class PoolRuntime:
         """The pool's number in the log."""
         return self.spec.index
 
-    def sockets_to_poll(self, now: float, can_hold: bool) -> list[int]:
-        """Indexes of the listening sockets to poll now.
+    def listeners(self) -> list[tuple[int, socket.socket]]:
+        """The listening sockets, with their indexes (what the pool's workers accept on)."""
+        return [(index, bound.sock) for index, bound in enumerate(self.bound)
+                if bound is not None]
 
-        Without a dispatch filter, only while a worker is idle (connections
-        wait in the kernel's backlog, not in the master); with one, while the
-        master can hold more connections.
-        """
-        if not (can_hold if self.spec.dispatch_filter else self.state.next_idle() is not None):
-            return []
-        return [index for index, bound in enumerate(self.bound)
-                if bound is not None and not self._paused(index, now)]
-
-    def _paused(self, index: int, now: float) -> bool:
-        backoff = self.backoff.get(index)
-        return backoff is not None and backoff.paused(now)
-
-    def pause_ends(self, now: float) -> list[float]:
-        """When paused listeners come back (without a filter, only while a worker is idle)."""
-        if self.spec.dispatch_filter is None and self.state.next_idle() is None:
-            return []
-        return [backoff.until for backoff in self.backoff.values() if backoff.until > now]
+    def backlog_waiting(self) -> bool:
+        """Whether a connection waits in a listener's backlog (one `poll`, no wait)."""
+        if self.backlogs is None:
+            self.backlogs = select.poll()
+            for _, sock in self.listeners():
+                self.backlogs.register(sock, select.POLLIN)
+        return bool(self.backlogs.poll(0))
 
     def accept_failed(self, index: int, error: OSError, now: float) -> None:
         """Log an accept error; pause the listener unless the error is transient."""
@@ -95,20 +159,34 @@ class PoolRuntime:
         self.close_listeners(keep_pending=True)
         return taken
 
+    def waiting(self) -> bool:
+        """Whether work waits for a worker: in `pending`, or queued and not yet taken."""
+        return bool(self.pending) or self.queue.sent > self.taken_by_gone + self.taken
+
     def close_listeners(self, keep_pending: bool = False) -> None:
-        """Close the listeners (removing socket files) and, unless kept, held connections."""
+        """Close the listeners (removing socket files) and, unless kept, waiting work."""
         for bound in self.bound:
             if bound is not None:
                 bound.close()
+        self.backlogs = None
         while self.pending and not keep_pending:
             self.pending.popleft()[1].close()
+        if not keep_pending:
+            self.queue.close()
         self.told.clear()
 
-    def close_in_child(self) -> None:
-        """In a new worker: close this pool's listeners and held connections (files stay)."""
-        for bound in self.bound:
-            if bound is not None:
-                bound.sock.close()
+    def close_in_child(self, own: bool) -> None:
+        """In a new worker: close the master's part of this pool (files stay).
+
+        A worker of this pool (`own`) keeps the listeners and the queue's
+        receiving end: that is where its work comes from.
+        """
+        if not own:
+            for bound in self.bound:
+                if bound is not None:
+                    bound.sock.close()
+            self.queue.receive_end.close()
+        self.queue.send_end.close()
         for _, conn, _ in self.pending:
             conn.close()
 
@@ -137,7 +215,7 @@ class PoolRuntime:
 
     def job_ended(self, job: int, now: float) -> None:
         """A worker finished (or died during) the work of listener `job`."""
-        if job in self.schedule:
+        if self.schedule.running(job):
             self.schedule.completed(job, now)
             listener = self.spec.listeners[job]
             if isinstance(listener, Main):

@@ -88,6 +88,11 @@ class Schedule:
         """Record that the timer's run was handed to a worker."""
         self._timers[index].running = True
 
+    def running(self, index: int) -> bool:
+        """Whether the timer's run was handed out and has not ended yet."""
+        timer = self._timers.get(index)
+        return timer is not None and timer.running
+
     def completed(self, index: int, now: float) -> None:
         """Record that the timer's run ended (the worker is idle again, or died)."""
         timer = self._timers[index]

@@ -39,9 +39,20 @@ class Bound:
     address: Address
     identity: tuple[int, int] | None = None
     """(st_dev, st_ino) of the socket file, for Unix listeners."""
+    inherited: bool = False
+    """Whether the socket came from the service manager (which keeps its own copy)."""
 
     def close(self) -> None:
-        """Close the socket and remove its file if it is still ours."""
+        """Stop listening for every process, close the socket, remove its file if ours.
+
+        Workers hold copies of the listening socket (they accept on it), so
+        closing the master's copy alone would not stop it: `shutdown`
+        does, for all copies at once. A socket inherited from the service
+        manager is only closed, since the manager listens on it again later.
+        """
+        if not self.inherited and self.sock.fileno() >= 0:
+            with contextlib.suppress(OSError):
+                self.sock.shutdown(socket.SHUT_RD)
         self.sock.close()
         if self.identity is not None and isinstance(self.address, str):
             with contextlib.suppress(OSError):
@@ -88,8 +99,8 @@ def _adopt(listener: Inherited) -> Bound:
         raise
     if sock.family == socket.AF_UNIX:
         path = name.decode(errors="replace") if isinstance(name, bytes) else str(name)
-        return Bound(sock, path)
-    return Bound(sock, (str(name[0]), int(name[1])))
+        return Bound(sock, path, inherited=True)
+    return Bound(sock, (str(name[0]), int(name[1])), inherited=True)
 
 
 def _bind_tcp(listener: TCP) -> Bound:

@@ -41,6 +41,8 @@ class WorkerProcess:
     pid: int
     control: socket.socket
     stderr: socket.socket
+    slot: int = 0
+    """The worker's slot of the scoreboard."""
     decoder: Decoder = field(default_factory=lambda: Decoder(TO_MASTER))
     lines: LineSplitter = field(default_factory=LineSplitter)
     control_open: bool = True
@@ -103,13 +105,17 @@ class WorkerProcess:
         self.control_open = self.stderr_open = False
 
 
-def fork_worker(spec: PoolSpec, close_master_fds: Callable[[], None]) -> WorkerProcess:
+def fork_worker(spec: PoolSpec, close_master_fds: Callable[[], None],
+                context: _worker.Context, slot: int) -> WorkerProcess:
     """Fork one worker for the pool `spec`.
 
     Args:
         spec: The pool the worker serves.
         close_master_fds: Called in the child first: closes the master's
-            listeners, selector, signal pipe and the other workers' sockets.
+            selector, signal pipe, held connections, the other pools'
+            listeners and the other workers' sockets.
+        context: What the worker inherits of its pool (queue, listeners, slot).
+        slot: The worker's slot of the scoreboard.
 
     Returns:
         The master's handle on the new worker.
@@ -139,7 +145,7 @@ def fork_worker(spec: PoolSpec, close_master_fds: Callable[[], None]) -> WorkerP
             stderr.close()
             os.dup2(worker_stderr.fileno(), 2)
             worker_stderr.close()
-            _worker.main(spec, worker_control)
+            _worker.main(spec, worker_control, context)
         finally:
             os._exit(1)
     gc.unfreeze()  # the worker keeps its frozen copy; the master's garbage stays collectable
@@ -147,4 +153,4 @@ def fork_worker(spec: PoolSpec, close_master_fds: Callable[[], None]) -> WorkerP
     worker_stderr.close()
     control.setblocking(False)
     stderr.setblocking(False)
-    return WorkerProcess(spec.index, pid, control, stderr)
+    return WorkerProcess(spec.index, pid, control, stderr, slot)

@@ -31,7 +31,9 @@ Invariants:
 
 from __future__ import annotations
 
+import array
 import contextlib
+import errno
 import os
 import random
 import resource
@@ -43,15 +45,30 @@ import sys
 import time
 import traceback
 from collections import deque
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 from enum import Enum
 from typing import Any, NoReturn
 
 from layer1_sockets import BufferedSocket
 
 from . import _timeout
+from ._accept import FIRST_PAUSE, TRANSIENT
 from ._config import TCP, Event, Inherited, Interval, Local, Main, PoolSpec
 from ._errors import ProtocolError
-from ._protocol import TO_WORKER, Decoder, Kind, Message, encode
+from ._protocol import (
+    CONTROL_TO_WORKER,
+    QUEUE,
+    Decoder,
+    Kind,
+    Message,
+    connect_payload,
+    decode_record,
+    encode,
+    pack_bytes,
+    unpack_bytes,
+)
+from ._scoreboard import Writer
 
 CLOSE_TIMEOUT = 10.0
 """Seconds the worker spends flushing a connection the handler left open."""
@@ -74,7 +91,24 @@ class After(Enum):
     FAIL = "fail"
 
 
-def main(spec: PoolSpec, control: socket.socket) -> NoReturn:
+@dataclass(slots=True)
+class Context:
+    """What a worker inherits besides its pool's spec: where its work comes from."""
+
+    queue: socket.socket
+    """The receiving end of the pool's queue (`SOCK_SEQPACKET`, shared by the pool's workers)."""
+    listeners: Sequence[tuple[int, socket.socket]]
+    """The pool's listening sockets, with their listener indexes (shared, non-blocking)."""
+    board: Writer
+    """The worker's slot of the scoreboard."""
+
+
+Work = tuple[int, "socket.socket | None", bytes, bool]
+"""A piece of work: listener index, connection (`None`: a timer event), the bytes
+read of it, and whether it came from the queue (else it was accepted here)."""
+
+
+def main(spec: PoolSpec, control: socket.socket, context: Context) -> NoReturn:
     """Run a freshly forked worker until it exits; never returns.
 
     The caller (the master's fork code) has already closed the master's
@@ -83,6 +117,7 @@ def main(spec: PoolSpec, control: socket.socket) -> NoReturn:
     Args:
         spec: The worker's pool.
         control: The worker's end of its control socket pair.
+        context: The pool's queue and listeners, and the worker's scoreboard slot.
     """
     global inside, _current
     inside = True
@@ -90,7 +125,7 @@ def main(spec: PoolSpec, control: socket.socket) -> NoReturn:
     try:
         for number in _RESET_SIGNALS:
             signal.signal(number, signal.SIG_DFL)
-        _current = Worker(spec, control)
+        _current = Worker(spec, control, context)
         code = _current.run()
     except SystemExit as request:  # sys.exit() in a handler: leave with its status
         code = request.code if isinstance(request.code, int) else int(request.code is not None)
@@ -104,18 +139,22 @@ def main(spec: PoolSpec, control: socket.socket) -> NoReturn:
 
 
 class Worker:
-    """One worker's loop over its control socket.
+    """One worker's loop: take work from the listeners or the queue, serve it.
 
     Args:
         spec: The worker's pool.
         control: The worker's end of its control socket pair (blocking).
+        context: The pool's queue and listeners, and the worker's scoreboard slot.
     """
 
-    def __init__(self, spec: PoolSpec, control: socket.socket) -> None:
+    def __init__(self, spec: PoolSpec, control: socket.socket, context: Context) -> None:
         self.spec = spec
         self.handlers = spec.handlers
         self.control = control
-        self.decoder = Decoder(TO_WORKER)
+        self.queue = context.queue
+        self.board = context.board
+        self.listening = {sock.fileno(): (index, sock) for index, sock in context.listeners}
+        self.decoder = Decoder(CONTROL_TO_WORKER)
         self.inbox: deque[Message] = deque()
         """Messages read while busy (only `T` is expected then), in order."""
         self.stop_requested = False
@@ -135,6 +174,10 @@ class Worker:
         self.watch = select.poll()
         """The control socket, registered once; `park` adds the connection it watches."""
         self.watch.register(control, select.POLLIN)
+        self.waiting = select.poll()
+        """What an idle worker waits on: control socket, queue and listeners."""
+        for fd in (control.fileno(), self.queue.fileno(), *self.listening):
+            self.waiting.register(fd, select.POLLIN)
         self.served = 0
         self.max_requests = request_limit(spec.options.max_requests,
                                           spec.options.max_requests_jitter)
@@ -146,11 +189,8 @@ class Worker:
             return 1
         after = After.CONTINUE
         while after is After.CONTINUE:
-            message = self._idle()
-            if message is None or message.kind is Kind.TERMINATE:
-                after = After.LEAVE
-            else:
-                after = self._serve(message)
+            work = self._idle()
+            after = After.LEAVE if work is None else self._serve(work)
         if after is After.FAIL or not self._call(self.handlers.finish):
             return 1
         with contextlib.suppress(OSError):
@@ -170,26 +210,99 @@ class Worker:
             _timeout.disarm()
         return True
 
-    def _idle(self) -> Message | None:
-        """Say idle, then block until the master's next message; None if the master is gone.
+    def _idle(self) -> Work | None:
+        """Say idle on the scoreboard, then wait for work; `None`: leave (stop, master gone).
 
-        A message read while busy (a `T`) is returned at once, without saying idle.
+        Work from the queue (connections the master held) comes before new
+        connections: it has waited longer.
         """
-        if self.inbox:
-            return self.inbox.popleft()
         self.work_waiting = False
-        try:
-            self.control.sendall(encode(Kind.IDLE))
-        except OSError:
-            return None
+        self.board.idle(time.monotonic())
         while True:
             if self.broken is not None:
                 raise self.broken
-            if self.inbox:
-                return self.inbox.popleft()
-            if self.master_gone:
-                return None
-            self._receive(block=True)
+            if self.inbox or self.stopped():
+                return None  # only T is queued: leave
+            ready = {fd for fd, _ in self.waiting.poll()}
+            if self.control.fileno() in ready:
+                self._receive(block=False)
+                continue
+            if self.queue.fileno() in ready and (work := self._take_queued()) is not None:
+                return work
+            for fd in ready:
+                if fd in self.listening and (work := self._accept(fd)) is not None:
+                    return work
+
+    def _take_queued(self) -> Work | None:
+        """Take one piece of work from the pool's queue; `None` if another worker was first."""
+        try:
+            data, ancillary, flags, _ = self.queue.recvmsg(
+                QUEUE_RECORD, socket.CMSG_SPACE(2 * 4), socket.MSG_DONTWAIT)
+        except (BlockingIOError, InterruptedError):
+            return None
+        fds = _descriptors(ancillary)
+        if not data:
+            self.master_gone = True
+            return None
+        if flags & (socket.MSG_TRUNC | socket.MSG_CTRUNC):
+            for fd in fds:
+                os.close(fd)
+            raise ProtocolError("a queue record was truncated")
+        message = decode_record(data, fds, QUEUE)
+        conn = socket.socket(fileno=message.fds[0]) if message.fds else None
+        return message.listener, conn, unpack_bytes(message), True
+
+    def _accept(self, fd: int) -> Work | None:
+        """Accept a connection (another worker may have been first); read its first bytes.
+
+        With a dispatch filter, a connection whose request is complete
+        within `FIRST_BYTES_GRACE` is served here at once; any other goes
+        to the master with what came (`H`), which holds it until the
+        request has arrived: a slow or silent client costs no worker.
+        """
+        index, listener = self.listening[fd]
+        try:
+            conn, _ = listener.accept()
+        except (BlockingIOError, InterruptedError):
+            return None
+        except OSError as error:
+            if error.errno in (errno.EINVAL, errno.EBADF, errno.ENOTSOCK):
+                self.waiting.unregister(fd)  # the master shut the listener (a stop)
+                del self.listening[fd]
+            elif error.errno not in TRANSIENT:
+                print(f"accept on listener {index} failed: {error}", file=sys.stderr)
+                self._pause_accepting()
+            return None
+        rules = self.spec.dispatch_filter
+        if rules is None:
+            return index, conn, b"", False
+        first = _first_bytes(conn, rules.complete, rules.max_bytes)
+        if first is None:
+            conn.close()  # closed or reset before it said anything
+            return None
+        data, ended = first
+        if ended or len(data) >= rules.max_bytes or rules.complete(data):
+            return index, conn, data, False
+        self._hold(index, conn, data)
+        return None
+
+    def _hold(self, index: int, conn: socket.socket, data: bytes) -> None:
+        """Hand a connection whose request is incomplete to the master (`H`)."""
+        payload, memfd = pack_bytes(data)
+        fds = [conn.fileno()] + ([] if memfd is None else [memfd])
+        try:
+            socket.send_fds(self.control, [encode(Kind.HOLD, connect_payload(index, payload),
+                                                  fds=len(fds))], fds)
+        except OSError:
+            pass  # the master is gone: the connection ends with this worker
+        finally:
+            conn.close()
+            if memfd is not None:
+                os.close(memfd)
+
+    def _pause_accepting(self) -> None:
+        """After an accept error (out of descriptors): wait a moment, as the master would."""
+        self.waiting.poll(int(FIRST_PAUSE * 1000))
 
     def _receive(self, block: bool) -> None:
         """Read the control socket once; queue the messages, note a `T` and the end.
@@ -232,26 +345,26 @@ class Worker:
                 self.master_gone = True
         return self.stop_requested or self.master_gone or self.broken is not None
 
-    def _serve(self, message: Message) -> After:
-        """Run `connect` for one CONNECT message."""
-        index = message.listener
+    def _serve(self, work: Work) -> After:
+        """Run `connect` for one piece of work."""
+        index, sock, data, queued = work
         if index >= len(self.spec.listeners):
             raise ProtocolError(f"CONNECT for listener {index}, which does not exist")
         listener = self.spec.listeners[index]
-        if isinstance(listener, TCP | Local | Inherited) != bool(message.fds):
-            raise ProtocolError(f"CONNECT for listener {index} with {len(message.fds)} fds")
-        if message.data and not message.fds:
-            raise ProtocolError(f"CONNECT for listener {index} with bytes but no connection")
+        if isinstance(listener, TCP | Local | Inherited) != (sock is not None):
+            raise ProtocolError(f"CONNECT for listener {index} with the wrong descriptors")
+        self.listener, self.serving_since = index, time.monotonic()
+        self.board.busy(index, self.serving_since, queued=queued, accepted=not queued)
         conn: BufferedSocket | Event
         if isinstance(listener, Interval):
             conn = Event(interval=listener.name)
         elif isinstance(listener, Main):
             conn = Event(main=listener.name)
         else:
-            conn = BufferedSocket(socket.socket(fileno=message.fds[0]))
-            if message.data:
-                conn.unread(message.data)  # what the master read while it held the connection
-        self.listener, self.serving_since = index, time.monotonic()
+            assert sock is not None
+            conn = BufferedSocket(sock)
+            if data:
+                conn.unread(data)  # what was read before the handler got the connection
         self.connection = conn if isinstance(conn, BufferedSocket) else None
         try:
             result = self.handlers.connect(conn)
@@ -263,6 +376,8 @@ class Worker:
         finally:
             _timeout.disarm()
             self.listener, self.connection = None, None
+            if isinstance(conn, Event):
+                self._tell_master(encode(Kind.DONE, connect_payload(index)))
         if isinstance(conn, BufferedSocket) and not conn.closed:
             close_politely(conn)
         self.served += 1
@@ -272,6 +387,60 @@ class Worker:
             print(f"served {self.served} requests (max_requests); retiring", file=sys.stderr)
             return After.LEAVE
         return After.LEAVE if over_memory_limit(self.spec.options.memory_limit) else After.CONTINUE
+
+    def _tell_master(self, frame: bytes, fds: Sequence[int] = ()) -> bool:
+        """Send a message to the master; `False` if it is gone."""
+        try:
+            if fds:
+                socket.send_fds(self.control, [frame], list(fds))
+            else:
+                self.control.sendall(frame)
+        except OSError:
+            self.master_gone = True
+            return False
+        return True
+
+
+QUEUE_RECORD = 65536 + 64
+"""The largest record of the pool's queue (a `C` frame with a full payload)."""
+FIRST_BYTES_GRACE = 0.005
+"""How long a worker that accepted a connection waits for its request before the master holds it."""
+
+
+def _descriptors(ancillary: list[tuple[int, int, bytes]]) -> list[int]:
+    fds: list[int] = []
+    for level, kind, payload in ancillary:
+        if level == socket.SOL_SOCKET and kind == socket.SCM_RIGHTS:
+            fds.extend(array.array("i", payload[:len(payload) - len(payload) % 4]))
+    return fds
+
+
+def _first_bytes(conn: socket.socket, complete: Callable[[bytes], bool],
+                 limit: int) -> tuple[bytes, bool] | None:
+    """Read what a new connection sends within `FIRST_BYTES_GRACE`.
+
+    Returns:
+        The bytes, and whether the client half-closed after them; `None` if
+        the client closed or reset before sending anything.
+    """
+    data = bytearray()
+    deadline = time.monotonic() + FIRST_BYTES_GRACE
+    while len(data) < limit:
+        try:
+            chunk = conn.recv(min(65536, limit - len(data)), socket.MSG_DONTWAIT)
+        except (BlockingIOError, InterruptedError):
+            left = deadline - time.monotonic()
+            if left <= 0 or not select.select([conn], [], [], left)[0]:
+                break
+            continue
+        except OSError:
+            return None
+        if not chunk:
+            return (bytes(data), True) if data else None
+        data += chunk
+        if complete(bytes(data)):
+            break
+    return bytes(data), False
 
 
 def current() -> Worker | None:

@@ -1,10 +1,12 @@
 """The master's table of worker processes, and everything it does to one.
 
 `Workers` forks workers, registers their control and stderr sockets
-with the master's selector, reads what they send, hands them work, tells
-them to go, kills them, and reaps them. It keeps each pool's
-`PoolState` up to date as it goes, and reports
-finished timer runs to the pool (`PoolRuntime.job_ended()`).
+with the master's selector, reads what they send, queues work for them,
+tells them to go, kills them, and reaps them. Workers take their own work
+(they accept on the pool's listeners and read the pool's queue), so
+`sync` reads each one's state from the shared `Scoreboard` into its
+pool's `PoolState`; finished timer runs (`D`) go to the pool
+(`PoolRuntime.job_ended()`).
 
 Invariants:
 
@@ -28,14 +30,35 @@ import signal
 import socket
 import time
 from collections.abc import Callable, Sequence
+from typing import Protocol
 
+from . import _worker
 from ._config import TCP, Inherited, Local
 from ._errors import ProtocolError
 from ._logging import logger, pid_prefix
 from ._park import GRACE
-from ._protocol import Kind, Message, connect_payload
+from ._protocol import LINGER, NO_LIMIT, SEND, Kind, Message, unpack_bytes
 from ._runtime import PoolRuntime
+from ._scoreboard import Scoreboard, Seen, Writer
 from ._spawn import WorkerProcess, fork_worker
+
+
+class Taker(Protocol):
+    """Where the connections that workers hand to the master go (the master's `Holding`)."""
+
+    def parked(self, pool: PoolRuntime, index: int, conn: socket.socket) -> None:
+        """A keep-alive connection between two requests (`P`)."""
+
+    def held(self, pool: PoolRuntime, index: int, conn: socket.socket, data: bytes) -> None:
+        """A new connection whose request has not fully arrived (`H`)."""
+
+    def lingering(self, conn: socket.socket, seconds: float | None, limit: int) -> None:
+        """A half-closed connection to drain until the client's end (`L`)."""
+
+    def sending(self, pool: PoolRuntime, index: int, conn: socket.socket, source: int,
+                fields: tuple[int, ...], early: bytes) -> None:
+        """A connection with the rest of a response to send from `source` (`S`), and the
+        bytes of its next request already read (`early`)."""
 
 
 def describe_exit(code: int) -> str:
@@ -57,18 +80,18 @@ class Workers:
         pools: The master's pools (a worker's `pool` field indexes this list).
         selector: The master's selector; worker sockets are registered with a
             callable as their data.
-        close_master_fds: Called first in each new worker (see `fork_worker()`).
-        on_park: Called with (pool, listener index, connection) for each
-            connection a worker hands back (`P`).
+        close_master_fds: Called first in each new worker with its pool's
+            index (see `fork_worker()`).
+        taker: Takes the connections workers hand to the master.
     """
 
     def __init__(self, pools: Sequence[PoolRuntime], selector: selectors.BaseSelector,
-                 close_master_fds: Callable[[], None],
-                 on_park: Callable[[PoolRuntime, int, socket.socket], None]) -> None:
+                 close_master_fds: Callable[[int], None], taker: Taker) -> None:
         self.pools = pools
         self.selector = selector
         self.close_master_fds = close_master_fds
-        self.on_park = on_park
+        self.taker = taker
+        self.board = Scoreboard(sum(pool.spec.options.maximum for pool in pools))
         self.by_pid: dict[int, WorkerProcess] = {}
         self.maybe_exited = False
         """Set by SIGCHLD or an end of stream on a control socket: reap soon."""
@@ -81,8 +104,18 @@ class Workers:
     def fork(self, pool: PoolRuntime, now: float) -> None:
         """Fork one worker for `pool` (a failure is logged and slows the pool)."""
         try:
-            worker = fork_worker(pool.spec, self.close_master_fds)
+            slot = self.board.claim()
+        except IndexError:
+            logger.error("pool %d: no scoreboard slot is free; not forking", pool.index)
+            pool.state.fork_failed(now)
+            return
+        context = _worker.Context(pool.queue.receive_end, pool.listeners(),
+                                  Writer(self.board, slot))
+        try:
+            worker = fork_worker(pool.spec, lambda: self.close_master_fds(pool.index),
+                                 context, slot)
         except OSError as error:
+            self.board.release(slot)
             logger.error("pool %d: cannot fork a worker: %s", pool.index, error)
             pool.state.fork_failed(now)
             return
@@ -107,6 +140,19 @@ class Workers:
             if pid:
                 self._exited(worker, os.waitstatus_to_exitcode(status), now)
 
+    def sync(self) -> None:
+        """Read every worker's scoreboard slot into its pool's bookkeeping."""
+        for pool in self.pools:
+            pool.taken = 0
+        for worker in self.by_pid.values():
+            entry = self.board.read(worker.slot)
+            pool = self.pools[worker.pool]
+            pool.taken += entry.taken
+            pool.state.observe(worker.pid, entry.state, entry.job, entry.since)
+            told = pool.told.get(worker.pid)
+            if told is not None and (entry.state is not Seen.BUSY or entry.since != told):
+                del pool.told[worker.pid]
+
     def _exited(self, worker: WorkerProcess, code: int, now: float) -> None:
         while self._on_control(worker):
             pass
@@ -119,8 +165,13 @@ class Workers:
         worker.close()
         del self.by_pid[worker.pid]
         pool = self.pools[worker.pool]
-        pool.told.discard(worker.pid)
-        job, prepare_failed = pool.state.exited(worker.pid, code, now)
+        pool.told.pop(worker.pid, None)
+        entry = self.board.read(worker.slot)
+        self.board.release(worker.slot)
+        pool.taken_by_gone += entry.taken
+        pool.state.observe(worker.pid, entry.state, entry.job, entry.since)
+        _, prepare_failed = pool.state.exited(worker.pid, code, now)
+        job = entry.job if entry.state is Seen.BUSY else None  # died during it
         log = logger.info if code == 0 else logger.warning
         log("pool %d: worker %d %s", worker.pool, worker.pid, describe_exit(code))
         if prepare_failed:
@@ -134,10 +185,9 @@ class Workers:
 
     def hand_over(self, pool: PoolRuntime, index: int, conn: socket.socket | None,
                   data: bytes = b"") -> bool:
-        """Send work to the pool's worker idle the longest; False if no worker took it.
+        """Queue work for whichever worker of the pool is idle first; False if the queue is full.
 
-        A worker the message cannot be sent to is killed, and the next idle
-        worker is tried. The master's copy of `conn` is closed once sent.
+        The master's copy of `conn` is closed once queued (or if the queue failed).
 
         Args:
             pool: The pool.
@@ -145,21 +195,16 @@ class Workers:
             conn: The connection (`None` for a timer event).
             data: The bytes the master already read of `conn`.
         """
-        while (pid := pool.state.next_idle()) is not None:
-            worker = self.by_pid[pid]
-            try:
-                worker.send(Kind.CONNECT, connect_payload(index, data),
-                            None if conn is None else conn.fileno())
-            except OSError as error:
-                self.kill(worker, f"cannot send it work ({error})")
-                continue
-            pool.state.dispatched(pid, index, time.monotonic())
-            pool.told.discard(pid)
-            logger.debug("%s: CONNECT %d", pid_prefix(pool.index, pid), index)
-            if conn is not None:
-                conn.close()
-            return True
-        return False
+        try:
+            if not pool.queue.put(index, conn, data):
+                return False
+        except OSError as error:
+            logger.error("pool %d: cannot queue work (%s); closing it", pool.index, error)
+        else:
+            logger.debug("pool %d: CONNECT %d queued", pool.index, index)
+        if conn is not None:
+            conn.close()
+        return True
 
     def tell_waiting(self, pool: PoolRuntime, now: float) -> float:
         """Tell each busy worker once that connections wait for a worker (`W`).
@@ -178,11 +223,11 @@ class Workers:
         for pid in pool.state.busy():
             if pid in pool.told:
                 continue
-            due = pool.state.busy_since(pid) + GRACE
-            if due > now:
-                next_due = min(next_due, due)
+            since = pool.state.busy_since(pid)
+            if since + GRACE > now:
+                next_due = min(next_due, since + GRACE)
                 continue
-            pool.told.add(pid)
+            pool.told[pid] = since
             self._tell(pid, Kind.WAITING)
         return next_due
 
@@ -214,10 +259,7 @@ class Workers:
             os.kill(worker.pid, signal.SIGKILL)
         self._unregister(worker.control)
         worker.control_open = False
-        pool = self.pools[worker.pool]
-        job = pool.state.stopping(worker.pid, dismissed=True)
-        if job is not None:
-            pool.job_ended(job, time.monotonic())
+        self.pools[worker.pool].state.stopping(worker.pid, dismissed=True)
 
     def kill_all(self, reason: str) -> None:
         """Kill every worker (a fast stop)."""
@@ -272,30 +314,57 @@ class Workers:
     def _on_message(self, worker: WorkerProcess, message: Message) -> None:
         logger.debug("%s: %s", pid_prefix(worker.pool, worker.pid), message.kind.name)
         pool = self.pools[worker.pool]
-        now = time.monotonic()
-        if message.kind is Kind.PARK:
-            self._on_park(worker, pool, message)
-            return
-        if message.kind is Kind.IDLE:
-            pool.told.discard(worker.pid)
-            job = pool.state.became_idle(worker.pid, now)
+        kind = message.kind
+        if kind is Kind.GOODBYE:
+            pool.state.stopping(worker.pid)
+        elif kind is Kind.DONE:
+            self._on_done(worker, pool, message.listener)
+        elif kind is Kind.LINGER:
+            if len(message.fds) != 1:
+                _close_fds(message)
+                raise ProtocolError("LINGER without its connection")
+            milliseconds, limit = LINGER.unpack(message.payload)
+            self.taker.lingering(socket.socket(fileno=message.fds[0]),
+                                 None if milliseconds == NO_LIMIT else milliseconds / 1000, limit)
         else:
-            job = pool.state.stopping(worker.pid)
-        if job is not None:
-            pool.job_ended(job, now)
+            self._on_connection(worker, pool, message)
 
-    def _on_park(self, worker: WorkerProcess, pool: PoolRuntime, message: Message) -> None:
-        """Take a connection a worker handed back; a wrong one breaks the protocol."""
-        index = message.listener
+    def _on_done(self, worker: WorkerProcess, pool: PoolRuntime, index: int) -> None:
+        """A worker finished a timer event (`D`)."""
+        if index not in pool.schedule:
+            raise ProtocolError(f"DONE for listener {index}, which is no timer")
+        pool.job_ended(index, time.monotonic())
+
+    def _on_connection(self, worker: WorkerProcess, pool: PoolRuntime, message: Message) -> None:
+        """Take a connection a worker handed over (`P`, `H`, `S`); a wrong one breaks protocol."""
+        kind = message.kind
         if not message.fds:
-            raise ProtocolError("PARK without a connection")
+            raise ProtocolError(f"{kind.name} without a connection")
         conn = socket.socket(fileno=message.fds[0])
+        index = message.listener if kind is not Kind.SEND else SEND.unpack_from(message.payload)[0]
         listeners = pool.spec.listeners
-        if not pool.state.is_busy(worker.pid) or index >= len(listeners) \
-                or not isinstance(listeners[index], TCP | Local | Inherited):
+        # (what the worker serves now is not checked: its slot may have moved on since)
+        if index >= len(listeners) or not isinstance(listeners[index], TCP | Local | Inherited):
             conn.close()
-            raise ProtocolError(f"PARK for listener {index} from a worker not serving it")
-        self.on_park(pool, index, conn)
+            for fd in message.fds[1:]:
+                os.close(fd)
+            raise ProtocolError(f"{kind.name} for listener {index}, which takes no connections")
+        if kind is Kind.PARK:
+            self.taker.parked(pool, index, conn)
+        elif kind is Kind.HOLD:
+            try:
+                data = unpack_bytes(message)
+            except (ProtocolError, OSError):
+                conn.close()
+                raise
+            self.taker.held(pool, index, conn, data)
+        else:
+            if len(message.fds) != 2:
+                conn.close()
+                raise ProtocolError("SEND without its source")
+            self.taker.sending(pool, index, conn, message.fds[1],
+                               SEND.unpack_from(message.payload)[1:],
+                               message.payload[SEND.size:])
 
     def _on_stderr(self, worker: WorkerProcess) -> bool:
         """Log what arrived on a worker's stderr; return whether more may be waiting."""

@@ -60,7 +60,8 @@ __all__ = ["main", "parser"]
 PROGRAM = "python -m layer3_http"
 logger = logging.getLogger("layer3_http")
 _SIZES = ("request_header_size_limit", "request_body_size_limit", "chunk_size",
-          "maximum_input_chunk_size", "minimum_output_chunk_size", "drain_size_limit")
+          "maximum_input_chunk_size", "minimum_output_chunk_size", "drain_size_limit",
+          "write_completion_limit")
 _TIMEOUTS = ("idle_timeout", "request_header_timeout", "stall_timeout", "response_timeout",
              "drain_timeout", "park_linger")
 
@@ -78,6 +79,12 @@ def _seconds_or_none(text: str) -> float | None:
     if text.lower() in ("none", "off"):
         return None
     return float(text)
+
+
+def _bytes_or_none(text: str) -> int | None:
+    if text.lower() in ("none", "off"):
+        return None
+    return int(text)
 
 
 def _listener(text: str) -> TCP | Local:
@@ -112,6 +119,10 @@ def parser() -> argparse.ArgumentParser:
     for name in _TIMEOUTS:
         http.add_argument("--" + name.replace("_", "-"), metavar="SECONDS",
                           type=_seconds_or_none, default=argparse.SUPPRESS)
+    http.add_argument("--minimum-rate", metavar="BYTES_PER_S", type=_bytes_or_none,
+                      default=argparse.SUPPRESS,
+                      help="slowest average rate of a body or response the worker moves "
+                           "(default 1024; 'none': no minimum)")
     http.add_argument("--static-header", metavar="'NAME: VALUE'", action="append", default=[],
                       help="a header sent with every response (repeatable)")
     production = cli.add_argument_group("production")
@@ -152,7 +163,7 @@ def http_options(arguments: argparse.Namespace) -> Options:
     for name in _SIZES:
         if getattr(arguments, name) is not None:
             values[name] = getattr(arguments, name)
-    for name in _TIMEOUTS:
+    for name in (*_TIMEOUTS, "minimum_rate"):
         if hasattr(arguments, name):
             values[name] = getattr(arguments, name)
     if arguments.static_header:

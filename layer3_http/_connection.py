@@ -130,6 +130,7 @@ class Connection:
         finally:
             if not self.sock.closed:
                 self.wire.close_gently()
+            self.wire.drop_tail()
 
     def _serve_one(self) -> bool:
         """Serve one request; return whether the connection carries another one."""
@@ -158,10 +159,15 @@ class Connection:
             request.close_after_finish()  # the worker's last request (max_requests)
             self.retire = True
         self.wire.pump = request.input
+        self.wire.begin_request()
         try:
             if self.options.response_timeout is None:
-                return self._handle(request)
-            return timeout(self.options.response_timeout, self._handle, request)
+                keep = self._handle(request)
+            else:
+                keep = timeout(self.options.response_timeout, self._handle, request)
+            # a response the client takes slowly: the master finishes it, then holds the
+            # connection for its next request (layer 2's write completion)
+            return keep and not self.wire.hand_over_tail(keep_alive=True)
         finally:
             self.wire.pump = None
             self.served += 1

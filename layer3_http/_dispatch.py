@@ -16,8 +16,9 @@ filter from the handler's options:
 * request_timeout: `Options.request_header_timeout`, past which the
   master sends the same 408 response a worker would send;
 * max_bytes: one byte more than `Options.request_header_size_limit`
-  (capped by the control message's size), so a head that is too large
-  reaches a worker, which answers 431.
+  (capped by layer 2's `MAX_BYTES`), so a head that is too large reaches a
+  worker, which answers 431, and no head reaches a worker before it is
+  complete or over the limit, whatever its size.
 
 Invariants: the filter never reads more than a head's worth of bytes; a
 head the filter calls complete is one the worker can parse without waiting
@@ -26,14 +27,13 @@ for more input (or refuse without waiting).
 
 from __future__ import annotations
 
-from layer2_prefork import DispatchFilter
+from layer2_prefork import MAX_BYTES, DispatchFilter
 
 from ._options import Options
 from ._response import ResponseWriter
 
 __all__ = ["head_arrived", "http_filter", "refusal"]
 
-MAX_HELD = 65534  # the most bytes one CONNECT message carries (layer 2's MAX_HELD)
 _EMPTY_LINES = 4  # empty lines tolerated before a request line (as in the head parser)
 
 
@@ -85,4 +85,4 @@ def http_filter(options: Options) -> DispatchFilter | None:
         complete=head_arrived, idle_timeout=options.idle_timeout,
         request_timeout=options.request_header_timeout,
         timeout_response=refusal("408 Request Timeout", options)[1],
-        max_bytes=min(options.request_header_size_limit + 1, MAX_HELD))
+        max_bytes=min(options.request_header_size_limit + 1, MAX_BYTES))

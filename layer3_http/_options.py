@@ -227,6 +227,16 @@ class Options:
             ``Connection: close``, then layer 2 forks a fresh worker.
         max_requests_jitter: Each worker adds a random 0 to this many to
             `max_requests`, so that workers do not all retire together.
+        write_completion_limit: When the handler is done and the client is
+            slow to take the response, up to this many bytes of it (in
+            memory, or a file of the static callback at any size) go to the
+            master, which finishes sending them; the worker is free at once.
+            Past it, the worker sends the rest itself. 0: never.
+        minimum_rate: Bytes per second a client must keep up, on average,
+            while the worker reads its request body or writes a response
+            itself, after a start of `stall_timeout` seconds; a client
+            slower than that is cut off like a stalled one (the idea of
+            Apache's ``mod_reqtimeout`` ``MinRate``). `None`: no minimum.
 
     Raises:
         ValueError: Naming the first option whose value is wrong.
@@ -262,6 +272,8 @@ class Options:
     tls: ssl.SSLContext | None = None
     max_requests: int | None = None
     max_requests_jitter: int = 0
+    write_completion_limit: int = 32 * MiB
+    minimum_rate: int | None = 1024
     static_fields: bytes = field(default=b"", init=False, repr=False, compare=False)
     """The static headers encoded once, as they go into every response head."""
     trusted_proxies: TrustedProxies = field(default=TrustedProxies(DEFAULT_TRUSTED), init=False,
@@ -306,6 +318,9 @@ class Options:
         if self.max_requests is not None:
             _check_size("max_requests", self.max_requests, 1)
         _check_size("max_requests_jitter", self.max_requests_jitter, 0)
+        _check_size("write_completion_limit", self.write_completion_limit, 0)
+        if self.minimum_rate is not None:
+            _check_size("minimum_rate", self.minimum_rate, 1)
 
     @property
     def input_chunk_size(self) -> int:

@@ -79,7 +79,7 @@ def test_connect_carries_the_listener_index_and_a_descriptor_count() -> None:
 
 
 @pytest.mark.parametrize(("kind", "payload", "fds"), [
-    (Kind.IDLE, b"x", 0), (Kind.IDLE, b"", 1), (Kind.CONNECT, b"", 1),
+    (Kind.GOODBYE, b"x", 0), (Kind.GOODBYE, b"", 1), (Kind.CONNECT, b"", 1),
     (Kind.CONNECT, connect_payload(0), 2),
 ])
 def test_encode_refuses_what_the_receiver_would_refuse(kind: Kind, payload: bytes,
@@ -88,7 +88,7 @@ def test_encode_refuses_what_the_receiver_would_refuse(kind: Kind, payload: byte
         encode(kind, payload, fds)
 
 
-worker_messages = st.lists(st.sampled_from([Kind.IDLE, Kind.GOODBYE]), max_size=20)
+worker_messages = st.lists(st.sampled_from([Kind.GOODBYE, Kind.GOODBYE]), max_size=20)
 
 
 @given(worker_messages, st.data())
@@ -117,8 +117,8 @@ def test_garbage_gives_messages_none_or_protocol_error(garbage: bytes) -> None:
 @pytest.mark.parametrize(("frame", "message"), [
     (b"garbage!", "unexpected message kind 0x67"),
     (encode(Kind.CONNECT, connect_payload(0)), "unexpected message kind 0x43"),
-    (HEADER.pack(Kind.IDLE, 0, 1) + b"x", "IDLE with a payload of 1 bytes"),
-    (HEADER.pack(Kind.IDLE, 0, MAX_PAYLOAD * 16), "payload"),
+    (HEADER.pack(Kind.GOODBYE, 0, 1) + b"x", "GOODBYE with a payload of 1 bytes"),
+    (HEADER.pack(Kind.GOODBYE, 0, MAX_PAYLOAD * 16), "payload"),
     (HEADER.pack(Kind.GOODBYE, 1, 0), "announcing 1 descriptors"),
 ])
 def test_what_a_master_refuses(frame: bytes, message: str) -> None:
@@ -164,7 +164,7 @@ def test_a_descriptor_crosses_a_real_socket_pair_with_its_frame() -> None:
         with socket.socket(fileno=connect.fds[0]) as received:
             received.sendall(b"through the worker")
             assert passed_b.recv(100) == b"through the worker"
-        worker_end.sendall(encode(Kind.IDLE) + b"garbage!")
+        worker_end.sendall(encode(Kind.GOODBYE) + b"garbage!")
         master_end.setblocking(False)
         with pytest.raises(ProtocolError):
             worker.receive()
