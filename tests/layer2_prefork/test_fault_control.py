@@ -1,12 +1,13 @@
 """Faults: whatever a worker writes on its control socket, the master survives it.
 
-A handler in ``tests/hostile_apps/fault_server.py`` writes bytes of its
-choosing to its worker's control socket (``control HEX``), sends a
-descriptor there (``control-fd``), or closes it (``close-control``). For
-each, the master kills that worker (or reaps it when it leaves), forks a
-replacement, keeps serving, and keeps its own descriptor count: a
-descriptor smuggled in by a worker is closed, not leaked. A request held in
-the other worker meanwhile completes. (The first garbage test, an unknown
+A handler in ``tests/hostile_apps/fault_server.py`` (run through
+``scripts/fault_control.py``, which gives it the worker's real control
+socket) writes bytes of its choosing to its worker's control socket
+(``control HEX``), sends a descriptor there (``control-fd``), or closes it
+(``close-control``). For each, the master kills that worker (or reaps it
+when it leaves), forks a replacement, keeps serving, and keeps its own
+descriptor count: a descriptor smuggled in by a worker is closed, not
+leaked. A request held in the other worker meanwhile completes. (The first garbage test, an unknown
 message kind: ``test_robustness.py``; the decoder on its own, fed any
 bytes: ``test_protocol.py``.)
 """
@@ -15,22 +16,23 @@ from __future__ import annotations
 
 import os
 import re
-from pathlib import Path
 
 import pytest
-from prefork_support import FORK, ask, connect, read_line, serve, stats
+from prefork_support import FORK, SCRIPTS, ask, connect, read_line, serve, stats
 
-FAULT_SERVER = Path(__file__).resolve().parent.parent / "hostile_apps" / "fault_server.py"
+FAULT_SERVER = SCRIPTS / "fault_control.py"
 
 GARBAGE = {
     "unknown kind": b"Z\x00\x00\x00\x00\x00",
-    "idle with a payload": b"I\x00\x00\x00\x00\x01x",
-    "idle with a huge length": b"I\x00\xff\xff\xff\xff",
-    "idle announcing a descriptor": b"I\x01\x00\x00\x00\x00",
+    "the original's idle, no message any more": b"I\x00\x00\x00\x00\x00",
+    "goodbye with a payload": b"B\x00\x00\x00\x00\x01x",
+    "done with a huge length": b"D\x00\xff\xff\xff\xff",
+    "goodbye announcing a descriptor": b"B\x01\x00\x00\x00\x00",
     "connect, a master-to-worker kind": b"C\x00\x00\x00\x00\x02\x00\x00",
     "terminate, a master-to-worker kind": b"T\x00\x00\x00\x00\x00",
-    "a second idle while busy": b"I\x00\x00\x00\x00\x00" * 2,
-    "a partial header, then the worker's own idle": b"I",
+    "done for a listener that is no timer": b"D\x00\x00\x00\x00\x02\x00\x00",
+    "park without its connection": b"P\x00\x00\x00\x00\x02\x00\x00",
+    "hold announcing a descriptor it lacks": b"H\x01\x00\x00\x00\x02\x00\x00",
     "a mebibyte of noise": bytes(range(256)) * 4096,
 }
 KILLED = "killing worker {pid} (it broke the control protocol"
