@@ -1,10 +1,11 @@
 """Faults: running out of file descriptors (EMFILE) never kills the master.
 
-The tests lower the master's ``RLIMIT_NOFILE`` (``prlimit``) to the
+The tests lower a process's ``RLIMIT_NOFILE`` (``prlimit``) to the
 descriptors it already holds, so that the next one it needs fails:
 
-* a burst of clients while the master cannot accept: every accept fails
-  and is logged, the listener is paused and retried, and once descriptors
+* a burst of clients while the worker cannot accept (workers accept for
+  themselves): every accept fails and is logged with the worker's prefix,
+  the worker pauses accepting (50 ms) and tries again, and once descriptors
   are available again every client of the burst is served;
 * a worker dies while the master cannot create the socket pairs for a
   replacement: the fork fails and is logged, is retried at
@@ -14,7 +15,7 @@ descriptors it already holds, so that the next one it needs fails:
   change.
 
 (One waiting client through an accept failure and its back-off:
-``test_robustness.py::test_emfile_on_accept_is_logged_and_the_master_backs_off_and_goes_on``.)
+``test_robustness.py::test_emfile_on_accept_is_logged_and_the_worker_backs_off_and_goes_on``.)
 """
 
 from __future__ import annotations
@@ -53,24 +54,27 @@ def test_a_burst_of_clients_while_accept_fails_is_served_afterwards() -> None:
     with serve("pre_fork=1", "min_fork=1", "max_fork=1", "fork_delay=0.01",
                script=FAULT_SERVER) as server:
         server.wait(stats(total=1, idle=1))
-        master = server.program.pid
+        worker = int(server.matches(FORK)[0].group(2))
+        failed = (f"pool 0 worker {worker}: accept on listener 0 failed: ".encode()
+                  + rb"\[Errno 24\]")
         mark = server.mark()
         burst: list[socket.socket] = []
         try:
-            with out_of_descriptors(master):
+            with out_of_descriptors(worker):
                 for _ in range(8):
                     sock = connect(server.port)
                     sock.sendall(b"pid\n")
                     burst.append(sock)
-                server.wait(rb"accept on listener 0 failed: \[Errno 24\]", mark)
-                server.wait(rb"pausing it for 0.1 s", mark)  # failed again, paused longer
+                first, _ = server.wait(failed, mark)
+                server.wait(failed, first + 1)  # tried again after its pause
+                assert server.program.proc.poll() is None
             answers = {int(read_line(sock)) for sock in burst}  # nothing was lost
-            assert len(answers) == 1  # the one worker served them all, in turn
+            assert answers == {worker}  # the one worker served them all, in turn
         finally:
             for sock in burst:
                 sock.close()
         assert server.program.proc.poll() is None
-        assert int(ask(server.port, "pid")) in answers
+        assert int(ask(server.port, "pid")) == worker
 
 
 def test_a_replacement_that_cannot_be_forked_is_retried() -> None:

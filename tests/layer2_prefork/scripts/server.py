@@ -19,7 +19,6 @@ import ast
 import functools
 import os
 import select
-import stat
 import sys
 import time
 
@@ -52,18 +51,12 @@ def say_finished() -> None:
     say(f"finished {os.getpid()}")
 
 
-def control_socket(conn_fd: int) -> int:
-    """The worker's control socket: its only socket besides fd 2 and the connection."""
-    for name in os.listdir("/proc/self/fd"):
-        fd = int(name)
-        if fd in (0, 1, 2, conn_fd):
-            continue
-        try:
-            if stat.S_ISSOCK(os.fstat(fd).st_mode):
-                return fd
-        except OSError:
-            continue
-    raise RuntimeError("no control socket")
+def control_socket() -> int:
+    """The worker's control socket (a worker also holds its pool's listeners and queue)."""
+    worker = _worker.current()
+    if worker is None:
+        raise RuntimeError("no control socket")
+    return worker.control.fileno()
 
 
 def handle_event(event: object) -> object:
@@ -113,7 +106,7 @@ def connect(conn):  # type: ignore[no-untyped-def]
         kept.append(b"x" * int(argument))
         conn.write(f"kept {pid}\n".encode())
     elif command == "garbage":
-        os.write(control_socket(conn.fileno()), b"garbage!")
+        os.write(control_socket(), b"garbage!")
         conn.write(b"sent\n")
     elif command == "nested":
         for call in (lambda: listen(TCP("127.0.0.1", 0), connect=connect), run):
