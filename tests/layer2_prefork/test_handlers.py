@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import signal
 
 import pytest
@@ -44,18 +45,25 @@ def test_worker_stderr_lines_are_logged_with_pool_and_pid() -> None:
         server.wait(rf"WARNING pool 1 worker {workers[1]}: hello from a worker$".encode())
 
 
-def test_work_goes_to_the_worker_idle_the_longest() -> None:
+def test_a_stopped_worker_gets_no_work_and_the_others_serve_everything() -> None:
+    # Idle workers take their own work (accept, or the pool's queue): one that
+    # cannot run (SIGSTOP) takes nothing, so nothing waits for it.
     with serve("pre_fork=2", "min_fork=2", "max_fork=2", "fork_delay=0.01") as server:
         server.wait(stats(total=2, idle=2))
-        first, second = (int(m.group(2)) for m in server.matches(FORK))
-        answers = []
-        for _ in range(4):
-            # Wait until both workers are idle again, so that "idle the longest" is
-            # decided by the order they finished in, not by when their I arrived.
-            mark = server.mark()
-            answers.append(int(ask(server.port, "pid")))
-            server.wait(stats(total=2, idle=2), mark)
-        assert answers == [first, second, first, second]
+        stopped, running = (int(m.group(2)) for m in server.matches(FORK))
+        os.kill(stopped, signal.SIGSTOP)
+        try:
+            answers = [int(ask(server.port, "pid")) for _ in range(10)]
+            assert answers == [running] * 10
+        finally:
+            os.kill(stopped, signal.SIGCONT)
+        with connect(server.port) as held:  # both work again: one holds, the other answers
+            held.sendall(b"hold\n")
+            holder = int(read_line(held).split()[1])
+            assert int(ask(server.port, "pid")) == ({stopped, running} - {holder}).pop()
+            held.sendall(b"go\n")
+            assert read_line(held) == f"done {holder}\n".encode()
+        assert server.stop(signal.SIGTERM) == 0
 
 
 def test_output_left_unflushed_is_flushed_by_the_automatic_close() -> None:
