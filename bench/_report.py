@@ -32,7 +32,6 @@ TARGETS = (
     ("slow-reader", "slow readers (handler): normal client's slowest request, ms", "max_ms",
      "<=", 100),
     ("slow-upload", "slow uploads: normal client's slowest request, ms", "max_ms", "<=", 100),
-    ("upload-256-chunked", "upload 256 MiB chunked: ratio to sink", "ratio", ">=", 0.5),
 )
 STATIC_TARGETS = (
     ("slow-reader-static", "slow readers (--static): normal client's slowest request, ms",
