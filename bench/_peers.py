@@ -85,7 +85,8 @@ def prepare(servers: list[str], python: str | None, may_install: bool, log: Path
     packages = sorted({SERVERS[name].package for name in peers})
     have = installed(chosen, [*packages, PROFILER])
     failed: dict[str, str] = {}
-    extra = [PROFILER] if may_install and PROFILER not in have else []
+    in_venv = chosen == str(venv_python)
+    extra = [PROFILER] if peers and may_install and in_venv and PROFILER not in have else []
     for package in [*packages, *extra]:
         line = wanted.get(package, package)
         if have.get(package) == line.partition("==")[2] or (not own and package in have):
