@@ -18,13 +18,18 @@ from _report import TARGETS, Results, summarise
 from _servers import SERVERS
 from _workloads import WORKLOADS
 
-COLOURS = {"ours": "#3f51b5", "gunicorn-sync": "#ef6c00", "gunicorn-gthread": "#00897b",
-           "waitress": "#8e24aa", "stdlib": "#78909c"}
+COLOURS = {"ours": "#3f51b5", "ours-static": "#7986cb", "gunicorn-sync": "#ef6c00",
+           "gunicorn-gthread": "#00897b", "waitress": "#8e24aa", "granian": "#c62828",
+           "uwsgi": "#2e7d32", "bjoern": "#6d4c41", "stdlib": "#78909c"}
 SHORT = {"keepalive": "keep-alive, 16 conn.", "one": "one connection",
          "close": "Connection: close, 16", "upload-length": "upload, Content-Length",
          "upload-chunked": "upload, chunked", "multipart": "multipart to a file",
          "fairness": "fairness: answered in 1 s", "idle": "1,000 idle: normal 0.1 s",
-         "slowloris": "100 slowloris: normal 1 s"}
+         "slowloris": "100 slowloris: normal 1 s", "never-close": "never-close: normal 0.1 s",
+         "slow-reader": "slow readers: normal 0.1 s",
+         "slow-reader-static": "slow readers, static: 0.1 s",
+         "slow-upload": "slow uploads: normal 0.1 s",
+         "upload-256-chunked": "upload 256 MiB chunked"}
 WIDTH, LEFT, RIGHT, TOP = 720, 175, 50, 80
 BAR, GAP, GROUP_GAP = 10, 3, 16
 
@@ -42,7 +47,9 @@ def svg(results: Results, caption: str) -> str:
     highest = max([1.0, *(x.high for x in summaries.values() if x and x.high != math.inf)])
     x_max = math.ceil(highest * 4) / 4
     group = len(servers) * (BAR + GAP) + GROUP_GAP
-    height = TOP + len(workloads) * group + 40
+    legend = _legend(servers)
+    first = max(TOP, _legend_bottom(servers) + 30)
+    height = first + len(workloads) * group + 40
 
     def x(ratio: float) -> float:
         return LEFT + (WIDTH - LEFT - RIGHT) * min(ratio, x_max) / x_max
@@ -51,10 +58,10 @@ def svg(results: Results, caption: str) -> str:
            f'width="{WIDTH}" height="{height}" role="img" aria-labelledby="perf-title" '
            'font-family="sans-serif" font-size="12" fill="currentColor">',
            f'  <title id="perf-title">{escape(caption)}</title>']
-    out += _legend(servers)
-    out += _grid(x, x_max, TOP - 8, height - 34)
+    out += legend
+    out += _grid(x, x_max, first - 8, height - 34)
     for index, workload in enumerate(workloads):
-        top = TOP + index * group
+        top = first + index * group
         out.append(f'  <text x="{LEFT - 10}" y="{top + (group - GROUP_GAP) / 2 + 4:.1f}" '
                    f'text-anchor="end">{escape(SHORT.get(workload, workload))}</text>')
         for row, server in enumerate(servers):
@@ -73,21 +80,36 @@ def svg(results: Results, caption: str) -> str:
     return "\n".join(out) + "\n"
 
 
+def _legend_rows(servers: list[str]) -> list[tuple[str, float, int]]:
+    """Each colour key's server, x and y, in rows that fit the width."""
+    placed = []
+    left, y = 10.0, 10
+    for server in servers:
+        width = 24 + 6.8 * len(SERVERS[server].label)
+        if left + width > WIDTH - 10:
+            left, y = 10.0, y + 18
+        placed.append((server, left, y))
+        left += width
+    return placed
+
+
+def _legend_bottom(servers: list[str]) -> int:
+    """The y of the line under the colour keys."""
+    rows = _legend_rows(servers)
+    return (rows[-1][2] if rows else 10) + 32
+
+
 def _legend(servers: list[str]) -> list[str]:
     """Colour keys in rows that fit the width, then the key to the marks."""
     out: list[str] = []
-    left, y = 10.0, 10
-    for server in servers:
+    for server, left, y in _legend_rows(servers):
         label = SERVERS[server].label
-        width = 24 + 6.8 * len(label)
-        if left + width > WIDTH - 10:
-            left, y = 10.0, y + 18
         out.append(f'  <rect x="{left:.1f}" y="{y}" width="12" height="12" '
                    f'fill="{COLOURS[server]}"/>')
         out.append(f'  <text x="{left + 16:.1f}" y="{y + 10}">{escape(label)}</text>')
-        left += width
-    out.append(f'  <text x="10" y="{y + 32}" font-size="11">bar: median ratio to the reference '
-               'in the same round; whisker: min to max; dashed mark: our goal</text>')
+    out.append(f'  <text x="10" y="{_legend_bottom(servers)}" font-size="11">bar: median '
+               'ratio to the reference in the same round; whisker: min to max; '
+               'dashed mark: our goal</text>')
     return out
 
 

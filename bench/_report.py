@@ -28,7 +28,16 @@ TARGETS = (
     ("fairness", "16 keep-alive clients: p99 wait, ms", "p99_ms", "<=", 50),
     ("idle", "1,000 idle connections: normal client's slowest request, ms", "max_ms", "<=", 100),
     ("slowloris", "100 slowloris: normal client's slowest request, ms", "max_ms", "<=", 1000),
+    ("never-close", "never-close: normal client's slowest request, ms", "max_ms", "<=", 100),
+    ("slow-reader", "slow readers (handler): normal client's slowest request, ms", "max_ms",
+     "<=", 100),
+    ("slow-upload", "slow uploads: normal client's slowest request, ms", "max_ms", "<=", 100),
 )
+STATIC_TARGETS = (
+    ("slow-reader-static", "slow readers (--static): normal client's slowest request, ms",
+     "max_ms", "<=", 100),
+)
+"""Goals measured on the ``ours-static`` server (ours serving a folder)."""
 
 
 @dataclass(frozen=True)
@@ -124,10 +133,30 @@ CROWD = (("idle", None, "idle: normal in 0.1 s", 0), ("idle", "p50_ms", "p50 ms"
          ("idle", "master_rss_kib", "master RSS growth KiB", 0),
          ("slowloris", None, "slowloris: normal in 1 s", 0), ("slowloris", "p50_ms", "p50 ms", 1),
          ("slowloris", "max_ms", "max ms", 1))
+HOSTILE = (("never-close", None, "never-close: normal in 0.1 s", 0),
+           ("never-close", "max_ms", "max ms", 1),
+           ("never-close", "close_released", "close: let go", 0),
+           ("never-close", "close_release_max_s", "after s (max)", 2),
+           ("never-close", "malformed_released", "malformed: let go", 0),
+           ("never-close", "malformed_release_max_s", "after s (max)", 2),
+           ("slow-reader", None, "slow readers: normal in 0.1 s", 0),
+           ("slow-reader", "max_ms", "max ms", 1),
+           ("slow-reader", "reader_released", "let go", 0),
+           ("slow-reader", "reader_release_max_s", "after s (max)", 2),
+           ("slow-reader-static", None, "static: normal in 0.1 s", 0),
+           ("slow-reader-static", "max_ms", "max ms", 1),
+           ("slow-reader-static", "reader_released", "let go", 0),
+           ("slow-reader-static", "reader_release_max_s", "after s (max)", 2),
+           ("slow-upload", None, "slow uploads: normal in 0.1 s", 0),
+           ("slow-upload", "max_ms", "max ms", 1),
+           ("slow-upload", "uploader_released", "let go", 0),
+           ("slow-upload", "uploader_release_max_s", "after s (max)", 2))
 LARGE = (("upload-length", None, "Content-Length MB/s", 0),
          ("upload-length", "rss_mib", "RSS growth MiB", 1),
          ("upload-chunked", None, "chunked MB/s", 0), ("upload-chunked", "rss_mib", "RSS MiB", 1),
-         ("multipart", None, "multipart MB/s", 0), ("multipart", "rss_mib", "RSS MiB", 1))
+         ("multipart", None, "multipart MB/s", 0), ("multipart", "rss_mib", "RSS MiB", 1),
+         ("upload-256-chunked", None, "256 MiB chunked MB/s", 0),
+         ("upload-256-chunked", "rss_mib", "RSS MiB", 1))
 
 
 def figure_table(results: Results, columns: tuple[tuple[str, str | None, str, int], ...]
@@ -155,12 +184,13 @@ def figure_table(results: Results, columns: tuple[tuple[str, str | None, str, in
 def targets(results: Results) -> list[tuple[str, str, Summary | None, bool | None]]:
     """Our server's figures against the goals: (figure, goal, summary, met)."""
     checked = []
-    for workload, title, key, comparison, goal in TARGETS:
-        if "ours" not in results.data.get(workload, {}):
+    goals = [("ours", *t) for t in TARGETS] + [("ours-static", *t) for t in STATIC_TARGETS]
+    for server, workload, title, key, comparison, goal in goals:
+        if server not in results.data.get(workload, {}):
             continue
-        values = (results.ratios(workload, "ours") if key == "ratio"
-                  else results.values(workload, "ours") if key == "value"
-                  else results.extras(workload, "ours", key))
+        values = (results.ratios(workload, server) if key == "ratio"
+                  else results.values(workload, server) if key == "value"
+                  else results.extras(workload, server, key))
         summary = summarise(values)
         met = None if summary is None else (
             summary.median >= goal if comparison == ">=" else summary.median <= goal)
@@ -188,6 +218,7 @@ def markdown(results: Results, header: list[str]) -> str:
              *ratio_table(results)]
     small, large = figure_table(results, SMALL), figure_table(results, LARGE)
     crowd = figure_table(results, CROWD)
+    hostile = figure_table(results, HOSTILE)
     if small:
         parts += ["", "Small requests, measured values:", "", *small]
     if crowd:
@@ -196,6 +227,11 @@ def markdown(results: Results, header: list[str]) -> str:
                   "connections opened and answered; master RSS growth: the resident memory of "
                   "the server's own process while it holds the idle connections minus before "
                   "they opened, KiB):", "", *crowd]
+    if hostile:
+        parts += ["", "Hostile clients, measured values (the normal client's requests answered "
+                  "within 0.1 s and its slowest, ∞: not answered; how many hostile "
+                  "connections the server let go of while they were watched, and after how "
+                  "many seconds the last of them; '-': none):", "", *hostile]
     if large:
         parts += ["", "Uploads, measured values (RSS growth: the worker's peak resident "
                   "memory during the upload minus its resident memory before):", "", *large]

@@ -43,6 +43,10 @@ PIECE = 64 * 1024
 TICKS = os.sysconf("SC_CLK_TCK")
 
 
+Command = Callable[[str, int, Path], list[str]]
+"""Builds a server's argument list from the interpreter, its port and the static-files folder."""
+
+
 @dataclass(frozen=True)
 class Server:
     """One server under test.
@@ -50,49 +54,107 @@ class Server:
     Attributes:
         name: The short name used on the command line and in the tables.
         label: What the tables call it.
-        command: Builds the argument list from the interpreter and the port.
+        command: Builds the argument list (see `Command`).
         workers: Worker processes to wait for (0: a single process).
         hello: Whether it takes part in the small-request workloads.
         upload: Whether it takes part in the upload workloads.
-        peer: Whether it needs the benchmark venv's packages.
+        package: The distribution it needs from the benchmark venv (a peer), or "".
+        module: The module that shows the package is installed (default: `package`).
+        static_url: Where it serves the 16 MiB file of the static-files folder, or None
+            (it serves no files).
+        only: When not empty, the only workloads it takes part in.
+        companion_of: Added to the run whenever that server is, for `only`'s workloads.
     """
 
     name: str
     label: str
-    command: Callable[[str, int], list[str]]
+    command: Command
     workers: int
     hello: bool = True
     upload: bool = True
-    peer: bool = False
+    package: str = ""
+    module: str = ""
+    static_url: str | None = None
+    only: tuple[str, ...] = ()
+    companion_of: str = ""
+
+    @property
+    def peer(self) -> bool:
+        """Whether it needs the benchmark venv's packages."""
+        return bool(self.package)
+
+    @property
+    def import_name(self) -> str:
+        return self.module or self.package
+
+    def takes_part(self, workload: str, upload: bool, static: bool) -> bool:
+        """Whether it is measured in `workload` (an upload, or one that needs static files)."""
+        if self.only and workload not in self.only:
+            return False
+        if static and self.static_url is None:
+            return False
+        return self.upload if upload else self.hello
 
 
-def _gunicorn(kind: str, *extra: str) -> Callable[[str, int], list[str]]:
-    def command(python: str, port: int) -> list[str]:
+def _gunicorn(kind: str, *extra: str) -> Command:
+    def command(python: str, port: int, _files: Path) -> list[str]:
         return [python, "-m", "gunicorn", "--workers", str(WORKERS), "--worker-class", kind,
                 *extra, "--bind", f"127.0.0.1:{port}", "--timeout", "300",
                 "--chdir", str(SERVERS_DIR), "wsgi_app:app"]
     return command
 
 
+def _granian(python: str, port: int, files: Path) -> list[str]:
+    return [python, "-m", "granian", "--interface", "wsgi", "--workers", str(WORKERS),
+            "--host", "127.0.0.1", "--port", str(port), "--http", "1", "--no-ws",
+            "--backlog", "1024", "--log-level", "warning",
+            "--static-path-route", "/static", "--static-path-mount", str(files),
+            "--working-dir", str(SERVERS_DIR), "wsgi_app:app"]
+
+
+def _uwsgi(python: str, port: int, files: Path) -> list[str]:
+    # pyuwsgi's entry point is pyuwsgi.run(), which reads sys.argv like the uwsgi command.
+    return [python, "-c", "import sys, pyuwsgi; sys.exit(pyuwsgi.run())",
+            "--http-socket", f"127.0.0.1:{port}", "--master", "--processes", str(WORKERS),
+            "--module", "wsgi_app:app", "--chdir", str(SERVERS_DIR), "--die-on-term",
+            "--listen", "1024", "--disable-logging", "--static-map", f"/static={files}"]
+
+
+STATIC_FILE = "big.bin"
+"""The 16 MiB file in the static-files folder (beside an ``index.html`` saying Hello)."""
+
+
 SERVERS: dict[str, Server] = {server.name: server for server in (
-    Server("limit", "limit (epoll loop)", lambda python, port: [
+    Server("limit", "limit (epoll loop)", lambda python, port, _files: [
         python, str(SERVERS_DIR / "limit.py"), "--listen", f"127.0.0.1:{port}",
         "--workers", str(WORKERS)], WORKERS, upload=False),
-    Server("sink", "raw byte sink", lambda python, port: [
+    Server("sink", "raw byte sink", lambda python, port, _files: [
         python, str(SERVERS_DIR / "sink.py"), "--listen", f"127.0.0.1:{port}",
         "--workers", str(WORKERS)], WORKERS, hello=False),
-    Server("ours", "ours (layer3_http)", lambda python, port: [
+    Server("ours", "ours (layer3_http)", lambda python, port, _files: [
         python, "-m", "layer3_http", str(SERVERS_DIR / "moonbridge_app.py") + ":app",
         "--listen", f"127.0.0.1:{port}", "--workers", str(WORKERS),
         "--request-body-size-limit", str(BODY_LIMIT),
         "--maximum-input-chunk-size", str(PIECE)], WORKERS),
-    Server("gunicorn-sync", "gunicorn sync", _gunicorn("sync"), WORKERS, peer=True),
+    Server("ours-static", "ours --static", lambda python, port, files: [
+        python, "-m", "layer3_http", "--static", str(files),
+        "--listen", f"127.0.0.1:{port}", "--workers", str(WORKERS)], WORKERS,
+           upload=False, static_url="/" + STATIC_FILE, only=("slow-reader-static",),
+           companion_of="ours"),
+    Server("gunicorn-sync", "gunicorn sync", _gunicorn("sync"), WORKERS, package="gunicorn"),
     Server("gunicorn-gthread", "gunicorn gthread (4 threads)",
-           _gunicorn("gthread", "--threads", "4"), WORKERS, peer=True),
-    Server("waitress", "waitress (4 threads)", lambda python, port: [
+           _gunicorn("gthread", "--threads", "4"), WORKERS, package="gunicorn"),
+    Server("waitress", "waitress (4 threads)", lambda python, port, _files: [
         python, "-m", "waitress", f"--listen=127.0.0.1:{port}", "--threads=4",
-        f"--max-request-body-size={BODY_LIMIT}", "wsgi_app:app"], 0, peer=True),
-    Server("stdlib", "http.server (threaded)", lambda python, port: [
+        f"--max-request-body-size={BODY_LIMIT}", "wsgi_app:app"], 0, package="waitress"),
+    Server("granian", "granian (Rust, WSGI)", _granian, WORKERS, package="granian",
+           static_url="/static/" + STATIC_FILE),
+    Server("uwsgi", "uWSGI (C, pyuwsgi)", _uwsgi, WORKERS, package="pyuwsgi",
+           static_url="/static/" + STATIC_FILE),
+    Server("bjoern", "bjoern (C, libev, 2 processes)", lambda python, port, _files: [
+        python, str(SERVERS_DIR / "bjoern_server.py"), "--listen", f"127.0.0.1:{port}",
+        "--workers", str(WORKERS)], WORKERS, package="bjoern"),
+    Server("stdlib", "http.server (threaded)", lambda python, port, _files: [
         python, str(SERVERS_DIR / "stdlib_server.py"), "--listen", f"127.0.0.1:{port}"], 0),
 )}
 
@@ -145,15 +207,18 @@ class Running:
         python: The interpreter to start it with.
         log: The file that receives its output.
         env: The environment to start it in.
+        files: The static-files folder (for the servers that serve files).
     """
 
-    def __init__(self, server: Server, python: str, log: Path, env: dict[str, str]) -> None:
+    def __init__(self, server: Server, python: str, log: Path, env: dict[str, str],
+                 files: Path = SERVERS_DIR) -> None:
         self.server = server
         self.port = free_port()
         self.log = log
         self.workers: list[int] = []
         with open(log, "wb") as out:  # cwd: never the checkout, so PYTHONPATH picks our code
-            self.proc = subprocess.Popen(server.command(python, self.port), cwd=SERVERS_DIR,
+            self.proc = subprocess.Popen(server.command(python, self.port, files),
+                                         cwd=SERVERS_DIR,
                                          env=env,
                                          stdin=subprocess.DEVNULL, stdout=out,
                                          stderr=subprocess.STDOUT, start_new_session=True)

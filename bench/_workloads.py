@@ -24,6 +24,11 @@ uploads.
 | ``fairness`` | 16 keep-alive clients at once, one GET each | answered in 1 s | p99 wait |
 | ``idle`` | 1,000 idle keep-alive connections; a normal client | answered in 0.1 s | master RSS |
 | ``slowloris`` | 100 connections trickling a head; a normal client | answered in 1 s | latency |
+| ``never-close`` | 8 + 8 requests never read nor closed; normal client | in 0.1 s | release |
+| ``slow-reader`` | 8 clients reading 16 MiB at 4 KiB/s; normal client | in 0.1 s | release |
+| ``slow-reader-static`` | the same from a static file | in 0.1 s | release |
+| ``slow-upload`` | 8 bodies sent at 100 bytes/s; normal client | in 0.1 s | release |
+| ``upload-256-chunked`` | one chunked POST of 256 MiB (also ``--quick``) | MB/s | peak RSS |
 
 The normal client of ``idle`` and ``slowloris`` makes
 `Settings.normal_requests` requests one after the other, each on a fresh
@@ -31,6 +36,18 @@ connection with ``Connection: close`` and bounded by
 `Settings.normal_timeout`. Afterwards the crowd is closed and the server
 is given `Settings.recovery_wait` seconds to answer ``GET /`` again
 before the next measurement.
+
+The hostile-client workloads (``never-close``, ``slow-reader``,
+``slow-reader-static``, ``slow-upload``; see `_attack`) open
+`Settings.attackers` connections of each kind, give the server
+`Settings.attack_warmup` seconds to take them, then run the same normal
+client; its figure is how many of its requests were answered within
+`Settings.attack_within` (every one should be). Then they wait until the
+server has let go of every hostile connection, at most until
+`Settings.attack_watch` seconds after they opened, and record for each
+when that happened (``Measurement.detail``; None: still held at the end).
+``slow-reader-static`` runs only on the servers that serve files (ours
+with ``--static``, granian, uWSGI).
 """
 
 from __future__ import annotations
@@ -43,6 +60,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
+import _attack
 import _clients
 import _crowd
 import _wrk
@@ -76,6 +94,13 @@ class Settings:
     slow_warmup: float = 1.0
     recovery_wait: float = 15.0
     upload_timeout: float = 60.0
+    big_upload_bytes: int = 256 * MIB
+    attackers: int = 8
+    attack_within: float = 0.1
+    attack_warmup: float = 0.5
+    attack_watch: float = 10.0
+    read_rate: float = 4096.0
+    upload_rate: float = 100.0
     wrk: str = "wrk"
     upload_dir: Path = field(default_factory=lambda: Path(tempfile.gettempdir()))
     block: bytes = b""
@@ -88,11 +113,15 @@ class Measurement:
     value: float | None
     extra: dict[str, float] = field(default_factory=dict)
     error: str = ""
+    detail: dict[str, list[float | None]] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)
 class Workload:
-    """A workload: its name, title, reference server and measuring function."""
+    """A workload: its name, title, reference server and measuring function.
+
+    ``static``: it needs a server that serves files (`Server.static_url`).
+    """
 
     name: str
     title: str
@@ -100,6 +129,7 @@ class Workload:
     reference: str
     upload: bool
     measure: Callable[[Running, Settings], Measurement]
+    static: bool = False
 
 
 def _wrk_measure(connections: Callable[[Settings], int], close: bool
@@ -122,13 +152,15 @@ def _wrk_measure(connections: Callable[[Settings], int], close: bool
     return measure
 
 
-def _upload_measure(kind: str) -> Callable[[Running, Settings], Measurement]:
+def _upload_measure(kind: str, big: bool = False) -> Callable[[Running, Settings], Measurement]:
     def measure(server: Running, settings: Settings) -> Measurement:
-        size = settings.multipart_bytes if kind == "multipart" else settings.upload_bytes
+        size = (settings.big_upload_bytes if big else
+                settings.multipart_bytes if kind == "multipart" else settings.upload_bytes)
+        repeat = 1 if big else settings.upload_repeat
         baseline = server.reset_peaks()
         seconds = 0.0
         try:
-            for _ in range(settings.upload_repeat):
+            for _ in range(repeat):
                 if kind == "multipart":
                     seconds += _clients.multipart_upload(server.port, size, settings.block,
                                                          settings.upload_timeout,
@@ -139,7 +171,7 @@ def _upload_measure(kind: str) -> Callable[[Running, Settings], Measurement]:
         finally:
             _clear(settings.upload_dir)
         growth = server.peak_growth_kib(baseline) / 1024
-        return Measurement(settings.upload_repeat * size / seconds / 1e6,
+        return Measurement(repeat * size / seconds / 1e6,
                            {"rss_mib": growth, "seconds": seconds})
     return measure
 
@@ -210,6 +242,32 @@ def _slowloris(server: Running, settings: Settings) -> Measurement:
     return Measurement(float(normal.within(settings.slow_within)), extra, error)
 
 
+def _attack_measure(*kinds: str, static: bool = False
+                    ) -> Callable[[Running, Settings], Measurement]:
+    def measure(server: Running, settings: Settings) -> Measurement:
+        path = (server.server.static_url if static else None) or "/big"
+        started = time.monotonic()
+        with _attack.Attack(server.port, settings.read_rate, settings.upload_rate) as attack:
+            for kind in kinds:
+                attack.open(kind, settings.attackers, path)
+            attack.start()
+            time.sleep(settings.attack_warmup)  # the server takes the hostile connections
+            normal = _crowd.normal_requests(server.port, settings.normal_requests,
+                                            settings.normal_timeout)
+            attack.wait_released(started + settings.attack_watch)
+            watching = attack.watching
+        extra = _latencies(normal)
+        detail: dict[str, list[float | None]] = {}
+        for kind, group in attack.groups.items():
+            extra |= group.extra(kind)
+            detail[f"{kind}_release_s"] = group.released
+        error = _recovered(server, settings, extra)
+        if not watching:
+            error = error or f"{_attack.TCP_TABLE} could not be read: no release times"
+        return Measurement(float(normal.within(settings.attack_within)), extra, error, detail)
+    return measure
+
+
 WORKLOADS: dict[str, Workload] = {w.name: w for w in (
     Workload("keepalive", "keep-alive, 16 connections", "req/s", "limit", False,
              _wrk_measure(lambda s: s.connections, False)),
@@ -229,6 +287,17 @@ WORKLOADS: dict[str, Workload] = {w.name: w for w in (
              "limit", False, _idle),
     Workload("slowloris", "100 slowloris: normal client in 1 s", "answered in 1 s", "limit",
              False, _slowloris),
+    Workload("never-close", "never-close (8 + 8): normal client in 0.1 s", "answered in 0.1 s",
+             "limit", False, _attack_measure("close", "malformed")),
+    Workload("slow-reader", "8 slow readers, handler: normal client in 0.1 s",
+             "answered in 0.1 s", "limit", False, _attack_measure("reader")),
+    Workload("slow-reader-static", "8 slow readers, static file: normal client in 0.1 s",
+             "answered in 0.1 s", "limit", False, _attack_measure("reader", static=True),
+             static=True),
+    Workload("slow-upload", "8 slow uploads: normal client in 0.1 s", "answered in 0.1 s",
+             "limit", False, _attack_measure("uploader")),
+    Workload("upload-256-chunked", "upload 256 MiB, chunked", "MB/s", "sink", True,
+             _upload_measure("chunked", big=True)),
 )}
 
 

@@ -155,7 +155,7 @@ def cprofile_run(arguments: argparse.Namespace, wrk: str, python: str, env: dict
     for old in folder.glob("worker-*.prof"):
         old.unlink()
     script = str(ROOT / "bench" / "servers" / "profiled_app.py")
-    spec = Server("ours-profiled", "ours under cProfile", lambda py, port: [
+    spec = Server("ours-profiled", "ours under cProfile", lambda py, port, _files: [
         py, "-m", "layer2_prefork", script, str(port), str(folder)], 2)
     server = Running(spec, python, arguments.output / "profile-server.log", env)
     try:

@@ -8,7 +8,9 @@ What it does, in order:
 
 1. find wrk (as root, install the Debian package if missing; otherwise say
    how) and the benchmark venv ``bench/.venv`` with the peers (created from
-   ``bench/requirements.txt`` if missing);
+   ``bench/requirements.txt`` if missing, each missing peer installed on its
+   own; a peer that cannot be installed or started is skipped with a line
+   saying why, see ``_peers``);
 2. start every server under test on its own free port on 127.0.0.1, each
    with 2 worker processes where the server has the notion, and wait until
    each answers and has its workers;
@@ -45,15 +47,15 @@ from dataclasses import asdict, replace
 from datetime import UTC, datetime
 from pathlib import Path
 
+import _peers
 import _plot
 import _report
 import _wrk
 from _clients import ClientError, payload_block
-from _servers import ROOT, SERVERS, Running
+from _servers import ROOT, SERVERS, STATIC_FILE, Running
 from _workloads import MIB, WORKLOADS, Measurement, Settings, make_upload_dir, remove_upload_dir
 
 BENCH = ROOT / "bench"
-VENV = BENCH / ".venv"
 PAGE = ROOT / "docs" / "performance.md"
 PAGE_SVG = ROOT / "docs" / "diagrams" / "performance.svg"
 START, END = "<!-- bench:results:start -->", "<!-- bench:results:end -->"
@@ -69,6 +71,8 @@ def parser() -> argparse.ArgumentParser:
     cli.add_argument("--upload-mib", type=int, help="upload size in MiB (256; --quick: 32)")
     cli.add_argument("--multipart-mib", type=int,
                      help="multipart file size in MiB (64; --quick: 16)")
+    cli.add_argument("--big-upload-mib", type=int,
+                     help="size of the upload-256-chunked upload in MiB (256, also --quick)")
     cli.add_argument("--fairness-wait", type=float,
                      help="seconds the fairness clients wait for an answer (3; --quick: 1.5)")
     cli.add_argument("--idle-connections", type=int,
@@ -83,10 +87,18 @@ def parser() -> argparse.ArgumentParser:
     cli.add_argument("--normal-timeout", type=float,
                      help="seconds each of those requests (and each idle connection's answer) "
                           "is waited for (2)")
-    peers = ",".join(s for s in SERVERS if s not in ("limit", "sink"))
+    cli.add_argument("--attackers", type=int,
+                     help="hostile connections of each kind in never-close, slow-reader, "
+                          "slow-reader-static and slow-upload (8)")
+    cli.add_argument("--attack-watch", type=float,
+                     help="seconds after they open that the hostile connections are watched "
+                          "for the server to let go of them (10; --quick: 5)")
+    peers = ",".join(s for s in SERVERS
+                     if s not in ("limit", "sink") and not SERVERS[s].companion_of)
     cli.add_argument("--servers", default=peers,
                      help="comma-separated servers to compare; the references (limit, sink) "
-                          "are always added (default: all: %(default)s)")
+                          "are always added, and ours-static with ours when slow-reader-static "
+                          "runs (default: all: %(default)s)")
     cli.add_argument("--workloads", default=",".join(WORKLOADS),
                      help="comma-separated workloads (default: all: %(default)s)")
     cli.add_argument("--python", help="interpreter for the servers (default: bench/.venv's, "
@@ -124,6 +136,9 @@ def settings_from(arguments: argparse.Namespace, wrk: str, upload_dir: Path) -> 
         slow_connections=int(pick(arguments.slow_connections, 100, 20)),
         normal_requests=int(pick(arguments.normal_requests, 20, 5)),
         normal_timeout=pick(arguments.normal_timeout, 2.0, 2.0),
+        big_upload_bytes=int(pick(arguments.big_upload_mib, 256, 256)) * MIB,
+        attackers=int(pick(arguments.attackers, 8, 8)),
+        attack_watch=pick(arguments.attack_watch, 10.0, 5.0),
         wrk=wrk, upload_dir=upload_dir, block=payload_block())
 
 
@@ -135,40 +150,20 @@ def choose(arguments: argparse.Namespace) -> tuple[list[str], list[str]]:
     if unknown:
         raise SystemExit(f"bench: unknown workload or server: {', '.join(unknown)}")
     wanted |= {WORKLOADS[w].reference for w in workloads}
+    wanted |= {s.name for s in SERVERS.values() if s.companion_of in wanted
+               and any(w in s.only for w in workloads)}
     return [s for s in SERVERS if s in wanted], workloads
 
 
-def interpreter(arguments: argparse.Namespace, servers: list[str]) -> str:
-    """The Python that runs the servers; creates the benchmark venv when peers need it."""
-    if arguments.python:
-        return str(arguments.python)
-    venv_python = VENV / "bin" / "python"
-    needs_peers = any(SERVERS[s].peer for s in servers)
-    if needs_peers and not venv_python.exists():
-        if arguments.no_install:
-            raise SystemExit("bench: the peers need the benchmark venv; create it with\n"
-                             f"    python3 -m venv {VENV} && {VENV}/bin/pip install "
-                             f"-r {BENCH}/requirements.txt")
-        print(f"bench: creating {VENV} with bench/requirements.txt", flush=True)
-        subprocess.run([sys.executable, "-m", "venv", str(VENV)], check=True, timeout=300)
-        subprocess.run([str(venv_python), "-m", "pip", "install", "--quiet", "-r",
-                        str(BENCH / "requirements.txt")], check=True, timeout=900)
-    return str(venv_python) if venv_python.exists() else sys.executable
-
-
-def environment(python: str, wrk: str, settings: Settings) -> list[str]:
+def environment(python: str, wrk: str, settings: Settings, versions: dict[str, str]
+                ) -> list[str]:
     """The lines that say where, when and how the figures were measured."""
-    probe = subprocess.run([python, "-c", "import sys, importlib.metadata as m\n"
-                            "print(sys.version.split()[0])\n"
-                            "for p in ('gunicorn', 'waitress'):\n"
-                            "    try: print(p, m.version(p))\n"
-                            "    except m.PackageNotFoundError: pass"],
+    probe = subprocess.run([python, "-c", "import sys; print(sys.version.split()[0])"],
                            capture_output=True, text=True, timeout=30, check=False)
-    found = probe.stdout.split("\n")
-    peers = ", ".join(line for line in found[1:] if line.strip())
+    peers = ", ".join(f"{name} {version}" for name, version in sorted(versions.items()))
     load = " ".join(f"{x:.2f}" for x in os.getloadavg())
     return [f"Measured {datetime.now(UTC):%Y-%m-%d %H:%M} UTC on {os.cpu_count()} cores, "
-            f"Linux {platform.release()}, Python {found[0]}, {_wrk.version(wrk)}"
+            f"Linux {platform.release()}, Python {probe.stdout.strip()}, {_wrk.version(wrk)}"
             f"{', ' + peers if peers else ''}; load average at the start {load}.",
             f"{settings.rounds} round{'s' if settings.rounds != 1 else ''}; "
             f"wrk: {settings.duration} s per load, "
@@ -183,6 +178,11 @@ def environment(python: str, wrk: str, settings: Settings) -> list[str]:
             f"{settings.slow_gaps[0]:g}-{settings.slow_gaps[1]:g} s; beside them a normal "
             f"client makes {settings.normal_requests} requests, one after the other, each on a "
             f"new connection and waited for at most {settings.normal_timeout:g} s; "
+            f"hostile clients: {settings.attackers} of each kind (never-close: with "
+            f"Connection: close and malformed; slow readers at "
+            f"{settings.read_rate / 1024:g} KiB/s; slow uploads at {settings.upload_rate:g} "
+            f"bytes/s), watched for {settings.attack_watch:g} s; upload-256-chunked "
+            f"{settings.big_upload_bytes // MIB} MiB; "
             f"descriptor limit {resource.getrlimit(resource.RLIMIT_NOFILE)[0]}."]
 
 
@@ -197,7 +197,8 @@ def measure_all(running: dict[str, Running], workloads: list[str], settings: Set
             workload = WORKLOADS[name]
             for server in servers:
                 spec = running[server].server
-                if not (spec.upload if workload.upload else spec.hello):
+                if server != workload.reference and not spec.takes_part(
+                        name, workload.upload, workload.static):
                     continue
                 m = measure_one(running[server], workload.measure, settings)
                 results.record(name, server, round_index, m)
@@ -252,15 +253,36 @@ def working_tree() -> str:
     return f"the working tree at {sha}" + (" with uncommitted changes" if dirty else "")
 
 
+def static_files(folder: Path) -> Path:
+    """The folder the file-serving servers serve: 16 MiB `STATIC_FILE`, an index saying Hello."""
+    folder.mkdir(parents=True, exist_ok=True)
+    (folder / "index.html").write_bytes(b"Hello, World!")
+    with open(folder / STATIC_FILE, "wb") as out:
+        out.truncate(16 * MIB)
+    return folder
+
+
 def start_all(servers: list[str], python: str, source: Path, logs: Path, upload_dir: Path,
               running: dict[str, Running]) -> None:
-    """Start every server (into `running`, so a failure still stops those started)."""
+    """Start every server (into `running`, so a failure still stops those started).
+
+    A peer that does not get ready is stopped and left out with a line saying
+    why; ours or a reference that does not is an error.
+    """
     env = dict(os.environ, PYTHONPATH=str(source) + os.pathsep + os.environ.get("PYTHONPATH", ""),
                BENCH_UPLOAD_DIR=str(upload_dir), PYTHONUNBUFFERED="1")
+    files = static_files(upload_dir / "static")
     for name in servers:
-        running[name] = Running(SERVERS[name], python, logs / f"{name}.log", env)
+        running[name] = Running(SERVERS[name], python, logs / f"{name}.log", env, files)
     for name in servers:
-        running[name].wait_ready()
+        try:
+            running[name].wait_ready()
+        except RuntimeError as error:
+            if not SERVERS[name].peer:
+                raise
+            running.pop(name).stop()
+            print(f"bench: skipping {name}: it did not start: {error}", flush=True)
+            continue
         print(f"bench: {name} ready on port {running[name].port} "
               f"(pid {running[name].pid}, workers {running[name].workers})", flush=True)
 
@@ -324,18 +346,22 @@ def main(argv: Sequence[str] | None = None) -> int:
     except _wrk.WrkMissing as missing:
         print(f"bench: {missing}", file=sys.stderr)
         return 2
-    python = interpreter(arguments, servers)
+    logs = arguments.output / "logs"
+    logs.mkdir(parents=True, exist_ok=True)
+    prepared = _peers.prepare(servers, arguments.python, not arguments.no_install,
+                              logs / "pip.log")
+    for name, reason in prepared.skipped.items():
+        print(f"bench: skipping {name}: {reason}", flush=True)
+    servers, python = prepared.servers, prepared.python
     upload_dir = make_upload_dir()
     source, code = ROOT, working_tree()
     if arguments.commit:
         source = upload_dir / "source"
         code = snapshot(arguments.commit, source)
     settings = settings_from(arguments, wrk, upload_dir)
-    header = environment(python, wrk, settings)
+    header = environment(python, wrk, settings, prepared.versions)
     header.append(f"Our server ran from {code}.")
     print("\n".join(header), flush=True)
-    logs = arguments.output / "logs"
-    logs.mkdir(parents=True, exist_ok=True)
     signal.signal(signal.SIGTERM, _terminate)
     running: dict[str, Running] = {}
     started = time.monotonic()

@@ -4,7 +4,9 @@ The same three answers as every other server in the benchmark (see
 ``wsgi_app.py``): ``Hello, World!`` as ``text/plain``; ``POST /upload``
 counts the body as it streams (`Request.stream_request_body`) and answers
 the count; ``POST /multipart`` streams the form field ``file`` to a file in
-``$BENCH_UPLOAD_DIR`` (`Request.stream_post_param`) and answers its size.
+``$BENCH_UPLOAD_DIR`` (`Request.stream_post_param`) and answers its size;
+``GET /big`` sends 16 MiB of zero bytes in 64 KiB pieces with a
+``Content-Length`` (the slow-reader workload).
 
 Serve it with the layer 3 command line::
 
@@ -22,6 +24,9 @@ from typing import BinaryIO
 from layer3_http import PostMetadata, Request
 
 HELLO = b"Hello, World!"
+PIECE = 64 * 1024
+BIG = 16 * 1024 * 1024
+BLOCK = bytes(PIECE)
 
 
 def count_upload(request: Request) -> int:
@@ -55,6 +60,13 @@ def save_upload(request: Request) -> int:
 
 def app(request: Request) -> None:
     """The request callback."""
+    if request.path == "big":
+        request.send_status("200 OK")
+        request.send_header("Content-Type", "application/octet-stream")
+        request.send_header("Content-Length", BIG)
+        for _ in range(BIG // PIECE):
+            request.send_data(BLOCK)
+        return
     if request.path == "upload":
         body = str(count_upload(request)).encode()
     elif request.path == "multipart":

@@ -2,7 +2,7 @@
 
 One process, one thread per connection (``ThreadingHTTPServer``), HTTP/1.1
 with keep-alive. The answers are those of every server in the benchmark
-(see ``wsgi_app.py``). ``http.server`` does not decode chunked request
+(see ``wsgi_app.py``), ``GET /big`` included. ``http.server`` does not decode chunked request
 bodies, so the handler does, with the small `ChunkedReader` below.
 
 Usage::
@@ -24,6 +24,8 @@ from _multipart import boundary_of, save_file_part
 
 HELLO = b"Hello, World!"
 PIECE = 64 * 1024
+BIG = 16 * 1024 * 1024
+BLOCK = bytes(PIECE)
 
 
 class LengthReader:
@@ -92,6 +94,14 @@ class Handler(BaseHTTPRequestHandler):
         return LengthReader(self.rfile, int(self.headers.get("Content-Length", "0")))
 
     def do_GET(self) -> None:
+        if self.path == "/big":  # 16 MiB in 64 KiB pieces (the slow-reader workload)
+            self.send_response(200)
+            self.send_header("Content-Type", "application/octet-stream")
+            self.send_header("Content-Length", str(BIG))
+            self.end_headers()
+            for _ in range(BIG // PIECE):
+                self.wfile.write(BLOCK)
+            return
         self.answer(HELLO)
 
     def do_POST(self) -> None:

@@ -6,9 +6,12 @@ The same three answers as every other server in the benchmark:
   the count as text (the server decodes chunked bodies for us);
 * ``POST /multipart``: stream the form field ``file`` to a file in
   ``$BENCH_UPLOAD_DIR`` (see `_multipart`), answer its size;
+* ``GET /big``: 16 MiB of zero bytes with ``Content-Length``, given to the
+  server as 256 pieces of 64 KiB (the slow-reader workload);
 * anything else: ``Hello, World!`` as ``text/plain``.
 
-Serve it with, for example, ``gunicorn -w 2 wsgi_app:app`` from this folder.
+Serve it with, for example, ``gunicorn -w 2 wsgi_app:app`` from this folder
+(granian, uWSGI and bjoern serve the same callable; see ``bjoern_server.py``).
 """
 
 from __future__ import annotations
@@ -22,6 +25,8 @@ from _multipart import boundary_of, save_file_part
 
 HELLO = b"Hello, World!"
 PIECE = 64 * 1024
+BIG = 16 * 1024 * 1024
+BLOCK = bytes(PIECE)
 
 StartResponse = Callable[[str, list[tuple[str, str]]], object]
 
@@ -47,6 +52,10 @@ def save_upload(stream: Any, content_type: str) -> int:
 def app(environ: dict[str, Any], start_response: StartResponse) -> Iterable[bytes]:
     """The WSGI callable."""
     path = environ.get("PATH_INFO", "/")
+    if path == "/big":
+        start_response("200 OK", [("Content-Type", "application/octet-stream"),
+                                  ("Content-Length", str(BIG))])
+        return (BLOCK for _ in range(BIG // PIECE))
     if path == "/upload":
         body = str(count_body(environ["wsgi.input"])).encode()
     elif path == "/multipart":
