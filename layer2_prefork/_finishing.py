@@ -150,7 +150,10 @@ class Finishing:
             sock.setblocking(False)
         self._restart_stall(entry, now)
         if self._push(entry, now):
-            self._watch(entry, selectors.EVENT_WRITE)
+            # a connection that closes afterwards is read too (and what comes discarded),
+            # so a client that sends before it reads cannot make both sides wait
+            reading = 0 if entry.then_park else selectors.EVENT_READ
+            self._watch(entry, selectors.EVENT_WRITE | reading)
 
     def _restart_stall(self, entry: Sending, now: float) -> None:
         entry.deadline = math.inf if entry.stall is None else now + entry.stall
@@ -190,6 +193,26 @@ class Finishing:
         self.linger(entry.sock, entry.linger, entry.linger_bytes, now)
         return False
 
+    def _discard(self, entry: Sending) -> bool:
+        """Discard what a client that is to be closed sends meanwhile; False: it is closed."""
+        while True:
+            try:
+                count = entry.sock.recv_into(_scratch)
+            except (BlockingIOError, InterruptedError):
+                return True
+            except OSError:
+                self._close(entry)
+                return False
+            if count == 0:  # it half-closed: stop reading, go on sending
+                with contextlib.suppress(KeyError, ValueError):
+                    self.selector.modify(entry.sock, selectors.EVENT_WRITE,
+                                         lambda: self._ready(entry))
+                return True
+            entry.linger_bytes -= count
+            if entry.linger_bytes < 0:
+                self._close(entry)
+                return False
+
     # --- bookkeeping ---------------------------------------------------
 
     def _watch(self, entry: Entry, events: int) -> None:
@@ -205,6 +228,8 @@ class Finishing:
             self._drain(entry)
             return
         before = entry.deadline
+        if not entry.then_park and not self._discard(entry):
+            return
         self._push(entry, time.monotonic())
         if self.entries.get(entry.sock.fileno()) is entry and entry.deadline != before \
                 and not math.isinf(entry.deadline):

@@ -119,6 +119,9 @@ class Holding:
         held = Held(sock, pool, listener, parked, now, bytearray(data),
                     now if data else None)
         self.watched[sock.fileno()] = held
+        if data and (len(data) >= held.filter.max_bytes or held.filter.complete(data)):
+            self._queue(held)  # a pipelined request that came along whole
+            return
         if self._read(held, now):
             if self.stopping and held.parked and not held.data:
                 self._close(held, b"")

@@ -116,8 +116,10 @@ class PoolRuntime:
     told: dict[int, float] = field(default_factory=dict)
     """Busy workers sent `W`, with the start of the work they were told during."""
     backlogs: select.poll | None = None
-    logged: Counts | None = None
-    """The counts last written by `--stats`."""
+    logged: tuple[Counts, int] | None = None
+    """The counts and the work taken, as last written by `--stats`."""
+    served: int = 0
+    """Pieces of work the live workers took so far (accepted or from the queue)."""
 
     @property
     def index(self) -> int:
@@ -205,13 +207,18 @@ class PoolRuntime:
                 logger.info("pool %d: main %r", self.index, listener.name)
 
     def log_stats(self, force: bool) -> None:
-        """Log the worker counts if they changed since the last line (or if forced)."""
+        """Log the worker counts if they or the work taken changed since the last line.
+
+        Workers take work without a word to the master (see `_scoreboard`),
+        so a short piece of work may begin and end between two readings;
+        `served` (work taken by the live workers) still shows it happened.
+        """
         counts = self.state.counts()
-        if force or counts != self.logged:
-            self.logged = counts
-            logger.info("pool %d: stats total=%d idle=%d busy=%d starting=%d stopping=%d",
-                        self.index, counts.total, counts.idle, counts.busy, counts.starting,
-                        counts.stopping)
+        if force or (counts, self.served) != self.logged:
+            self.logged = counts, self.served
+            logger.info("pool %d: stats total=%d idle=%d busy=%d starting=%d stopping=%d"
+                        " served=%d", self.index, counts.total, counts.idle, counts.busy,
+                        counts.starting, counts.stopping, self.served)
 
     def job_ended(self, job: int, now: float) -> None:
         """A worker finished (or died during) the work of listener `job`."""

@@ -143,11 +143,12 @@ class Workers:
     def sync(self) -> None:
         """Read every worker's scoreboard slot into its pool's bookkeeping."""
         for pool in self.pools:
-            pool.taken = 0
+            pool.taken = pool.served = 0
         for worker in self.by_pid.values():
             entry = self.board.read(worker.slot)
             pool = self.pools[worker.pool]
             pool.taken += entry.taken
+            pool.served += entry.taken + entry.accepted
             pool.state.observe(worker.pid, entry.state, entry.job, entry.since)
             told = pool.told.get(worker.pid)
             if told is not None and (entry.state is not Seen.BUSY or entry.since != told):

@@ -57,6 +57,8 @@ __all__ = ["BodyPump", "Wire"]
 
 _SENDFILE_BLOCK = 1 << 20
 _READ_BLOCK = 65536
+LINGER_BYTES = 1 << 26
+"""The most bytes a lingering close discards (within `drain_timeout`) before closing anyway."""
 
 
 class _Spill(Exception):
@@ -155,8 +157,14 @@ class Wire:
             self._start_spill()
 
     def _may_spill(self) -> bool:
+        """Whether a blocked write may go on into the memory file.
+
+        Not while request body is pending: a client that sends its whole
+        body before it reads is served by reading while the write waits.
+        """
+        pump = self.pump
         return (self.options.write_completion_limit > 0 and not self.sock.tls
-                and self.spilled >= 0)
+                and self.spilled >= 0 and not (pump is not None and pump.wants_input()))
 
     def _wait_writable(self, sock: BufferedSocket, mode: str) -> None:
         """The wait of a blocked write: read pending body meanwhile, give up on a stall.
@@ -252,7 +260,7 @@ class Wire:
         try:
             taken = send_rest(self.sock, fd, offset, count, keep_alive=keep_alive,
                               stall=options.stall_timeout, linger_timeout=options.drain_timeout,
-                              linger_limit=options.drain_size_limit)
+                              linger_limit=LINGER_BYTES)
             if not taken:
                 self._send_file(fd, offset, count)
         finally:
@@ -407,7 +415,7 @@ class Wire:
                     return
             self.spilled = -1
             sock.flush_call(self._wait_writable)
-            if linger(sock, options.drain_timeout, options.drain_size_limit):
+            if linger(sock, options.drain_timeout, LINGER_BYTES):
                 return
             sock.finish()
             deadline = None if options.drain_timeout is None else (
