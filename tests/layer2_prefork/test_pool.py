@@ -134,6 +134,22 @@ def test_connect_returning_false_retires_the_worker_with_an_immediate_replacemen
         assert int(ask(server.port, "pid")) != first
 
 
+def test_a_worker_that_retires_before_the_master_saw_it_idle_is_no_prepare_failure() -> None:
+    # The master samples the scoreboard, so a worker can prepare, serve and
+    # leave between two samples: the connection waits in the backlog before
+    # the worker even exists. It served, so it prepared: its normal exit lets
+    # the replacement come at once (fork_delay is 30 s), without the pacing of
+    # a prepare failure.
+    with serve("pre_fork=1", "min_fork=1", "max_fork=1", "fork_delay=30") as server:
+        with connect(server.port) as early:
+            early.sendall(b"false\n")
+            first = int(read_line(early).split()[1])
+        exit_index, _ = server.wait(rf"worker {first} exited with status 0".encode())
+        server.wait(FORK, exit_index, timeout=5.0)
+        assert int(ask(server.port, "pid")) != first
+        assert not server.matches(rb"failed to prepare")
+
+
 def test_each_listen_call_is_its_own_pool() -> None:
     with serve("pools=2", "pre_fork=1", "min_fork=1", "fork_delay=0.01") as server:
         second_port = int(server.wait(rb"listening on port (\d+)", 1)[1].group(1))
