@@ -8,7 +8,9 @@ and assert what the clients see: more clients than workers are all
 answered, pipelined lines stay in one worker, a connection moves from
 worker to worker, silent and slow clients cost no worker, a graceful stop
 closes parked connections cleanly; and, with parking off, the old
-behaviour: a third client of two workers waits. Every wait is on an event
+behaviour: a third client of two workers waits. To know which worker
+answers, a test stops the other one (SIGSTOP): idle workers take their
+own work, and a stopped one takes none. Every wait is on an event
 (a line, a log line, a readable socket); after the stop the program's
 process group must be empty.
 """
@@ -117,28 +119,31 @@ def assert_stops_cleanly(program: Program) -> None:
 
 @contextmanager
 def debug_run(relative: str, *args: str) -> Iterator[tuple[Program, int, list[int]]]:
-    """Run an example under ``python -m layer2_prefork -d``, both workers idle.
+    """Run an example under ``python -m layer2_prefork -d``; yield it with its two workers.
 
-    Yields the program, its port, and the workers in the order they said
-    idle, which is the order the master hands out the next connections.
+    Yields the program, its port, and the PIDs of the two workers in the
+    order they were forked. (Idle workers take their own work, so which one
+    answers is up to them; a test that needs to know stops the other.)
     """
     argv = [sys.executable, "-m", "layer2_prefork", "-d", str(EXAMPLES / relative), *args]
     with running(argv) as program:
         port = program.wait_for_port()
-        idle: list[int] = []
-        index = 0
-        while len(idle) < 2:
-            index = wait_index(program, rb"pool 0 worker \d+: IDLE$", index)
-            match = re.search(rb"worker (\d+): IDLE$", program.lines[index - 1])
-            assert match
-            idle.append(int(match.group(1)))
-        yield program, port, idle
+        yield program, port, workers(program)
 
 
 def parked_by(program: Program, pid: int, start: int) -> None:
-    """Wait until worker pid handed a connection back and said idle again."""
-    after_park = wait_index(program, rb"pool 0 worker %d: PARK$" % pid, start)
-    wait_index(program, rb"pool 0 worker %d: IDLE$" % pid, after_park)
+    """Wait until worker pid handed a connection back (the master logged its PARK)."""
+    wait_index(program, rb"pool 0 worker %d: PARK$" % pid, start)
+
+
+@contextmanager
+def stopped(pid: int) -> Iterator[None]:
+    """Stop a worker (SIGSTOP) for a while: it takes no work until it runs again."""
+    os.kill(pid, signal.SIGSTOP)
+    try:
+        yield
+    finally:
+        os.kill(pid, signal.SIGCONT)
 
 
 # --- step 7 ---------------------------------------------------------------------
@@ -176,14 +181,16 @@ def test_step07_without_parking_a_third_client_waits() -> None:
 
 
 def test_step07_pipelined_lines_are_answered_by_one_worker() -> None:
-    with debug_run(STEP) as (program, port, (first, second)), connect(port) as sock:
+    with debug_run(STEP) as (program, port, _), connect(port) as sock:
         start = mark(program)
-        sock.sendall(b"one\ntwo\n")  # both lines in one segment: held, then handed over
-        assert [answer(sock) for _ in range(2)] == [(first, b"one"), (first, b"two")]
+        sock.sendall(b"one\ntwo\n")  # both lines in one segment: served together
+        (first, one), (again, two) = answer(sock), answer(sock)
+        assert (one, two) == (b"one", b"two") and first == again
         parked_by(program, first, start)  # not parked between them: never with bytes read
         start = mark(program)
         sock.sendall(b"three\nfour\n")  # again, on the parked connection
-        assert [answer(sock) for _ in range(2)] == [(second, b"three"), (second, b"four")]
+        (second, three), (again, four) = answer(sock), answer(sock)
+        assert (three, four) == (b"three", b"four") and second == again
         parked_by(program, second, start)
         assert_stops_cleanly(program)
     parks = re.findall(rb"worker \d+: PARK$", program.output().encode(), re.M)
@@ -191,15 +198,16 @@ def test_step07_pipelined_lines_are_answered_by_one_worker() -> None:
 
 
 def test_step07_a_connection_moves_between_workers_over_pauses() -> None:
-    with debug_run(STEP) as (program, port, idle), connect(port) as sock:
-        seen = []
-        for n in range(4):
-            start = mark(program)
-            pid = ask(sock, b"line %d" % n)
+    with debug_run(STEP) as (program, port, pool), connect(port) as sock:
+        start = mark(program)
+        pid = ask(sock, b"line 0")
+        for n in range(1, 5):
             parked_by(program, pid, start)  # the pause: the connection is in the master
-            seen.append(pid)
-        # The master hands work to the worker idle the longest: the other one.
-        assert seen == [idle[0], idle[1], idle[0], idle[1]]
+            with stopped(pid):  # the worker that parked it cannot take it back
+                start = mark(program)
+                other = ask(sock, b"line %d" % n)
+                assert other != pid and other in pool  # it moved to the other worker
+            pid = other
         assert_stops_cleanly(program)
 
 
