@@ -8,7 +8,9 @@ master and every worker. Waits are on log lines (each fork, exit and, with
 
 from __future__ import annotations
 
+import os
 import re
+import select
 import socket
 import sys
 from collections.abc import Iterator, Sequence
@@ -128,3 +130,35 @@ def ask(port: int, command: str) -> bytes:
         while chunk := sock.recv(65536):
             chunks.append(chunk)
         return b"".join(chunks)
+
+
+def pids(server: Server) -> list[int]:
+    """The master and every worker it forked so far (from the log)."""
+    server.mark()
+    return [server.program.pid] + [int(match.group(2)) for match in server.matches(FORK)]
+
+
+def assert_gone(processes: Sequence[int], timeout: float = 20.0) -> None:
+    """Every process in `processes` has exited (waits for each, by PID, up to `timeout`)."""
+    for pid in processes:
+        try:
+            watch = os.pidfd_open(pid)
+        except ProcessLookupError:
+            continue  # exited and reaped
+        try:
+            assert select.select([watch], [], [], timeout)[0], f"process {pid} is still running"
+        finally:
+            os.close(watch)
+
+
+@contextmanager
+def serve_and_reap(*arguments: str, options: Sequence[str] = ("-s",), script: Path = SERVER,
+                   cwd: Path | None = None) -> Iterator[Server]:
+    """`serve`, and afterwards no process of the server is left (master and workers, by PID)."""
+    seen: list[int] = []
+    with serve(*arguments, options=options, script=script, cwd=cwd) as server:
+        try:
+            yield server
+        finally:
+            seen = pids(server)
+    assert_gone(seen)
