@@ -114,6 +114,7 @@ class Finishing:
         if self._drain(entry):
             self._watch(entry, selectors.EVENT_READ)
 
+    # --8<-- [start:drain]
     def _drain(self, entry: Lingering) -> bool:
         """Discard what arrived; close at the end or past the limit; True: watch on."""
         while True:
@@ -127,6 +128,7 @@ class Finishing:
             if count == 0 or entry.left < 0:
                 self._close(entry)
                 return False
+    # --8<-- [end:drain]
 
     # --- write completion ----------------------------------------------
 

@@ -65,6 +65,7 @@ def linger(conn: BufferedSocket, timeout: float | None, limit: int = 1 << 20) ->
 
     Moonbridge: none; the original lingers in the worker (`socket:finish()`, drain, close).
     """
+    # --8<-- [start:linger]
     worker = _worker.current()
     if worker is None or conn.closed or conn.tls or conn.queued:
         return False
@@ -86,6 +87,7 @@ def linger(conn: BufferedSocket, timeout: float | None, limit: int = 1 << 20) ->
         return False
     conn.close()  # the master holds it now; closing this copy sends nothing
     return True
+    # --8<-- [end:linger]
 
 
 def send_rest(conn: BufferedSocket, source: int | None = None, offset: int = 0,

@@ -125,6 +125,7 @@ class Writer:
         self.taken = 0
         self.accepted = 0
 
+    # --8<-- [start:writer]
     def idle(self, now: float) -> None:
         """Say idle (no job) since `now`."""
         SLOT.pack_into(self.memory, self.offset + 1, -1, now, self.taken, self.accepted)
@@ -136,3 +137,4 @@ class Writer:
         self.accepted += accepted
         SLOT.pack_into(self.memory, self.offset + 1, job, now, self.taken, self.accepted)
         self.memory[self.offset] = Seen.BUSY
+    # --8<-- [end:writer]

@@ -210,6 +210,7 @@ class Worker:
             _timeout.disarm()
         return True
 
+    # --8<-- [start:idle]
     def _idle(self) -> Work | None:
         """Say idle on the scoreboard, then wait for work; `None`: leave (stop, master gone).
 
@@ -232,6 +233,7 @@ class Worker:
             for fd in ready:
                 if fd in self.listening and (work := self._accept(fd)) is not None:
                     return work
+    # --8<-- [end:idle]
 
     def _take_queued(self) -> Work | None:
         """Take one piece of work from the pool's queue; `None` if another worker was first."""
@@ -252,6 +254,7 @@ class Worker:
         conn = socket.socket(fileno=message.fds[0]) if message.fds else None
         return message.listener, conn, unpack_bytes(message), True
 
+    # --8<-- [start:accept]
     def _accept(self, fd: int) -> Work | None:
         """Accept a connection (another worker may have been first); read its first bytes.
 
@@ -285,6 +288,7 @@ class Worker:
             return index, conn, data, False
         self._hold(index, conn, data)
         return None
+    # --8<-- [end:accept]
 
     def _hold(self, index: int, conn: socket.socket, data: bytes) -> None:
         """Hand a connection whose request is incomplete to the master (`H`)."""

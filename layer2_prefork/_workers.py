@@ -140,6 +140,7 @@ class Workers:
             if pid:
                 self._exited(worker, os.waitstatus_to_exitcode(status), now)
 
+    # --8<-- [start:sync]
     def sync(self) -> None:
         """Read every worker's scoreboard slot into its pool's bookkeeping."""
         for pool in self.pools:
@@ -153,6 +154,7 @@ class Workers:
             told = pool.told.get(worker.pid)
             if told is not None and (entry.state is not Seen.BUSY or entry.since != told):
                 del pool.told[worker.pid]
+    # --8<-- [end:sync]
 
     def _exited(self, worker: WorkerProcess, code: int, now: float) -> None:
         while self._on_control(worker):
