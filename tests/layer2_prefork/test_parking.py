@@ -512,6 +512,24 @@ def test_busy_connections_take_turns_with_a_waiting_one() -> None:
         load.close()
 
 
+def test_a_new_connection_is_accepted_while_queued_work_keeps_coming() -> None:
+    # Six busy keep-alive clients on two workers: after each time slice they
+    # are parked and come back through the queue at once, so the queue is
+    # never empty. A new client must still get its turn (a worker that always
+    # takes queued work first would leave it in the backlog for ever).
+    with parking("linger=30") as server:
+        load = Load(server, 6)
+        for number in range(10):
+            newcomer = Client(server.port)
+            started = time.monotonic()
+            newcomer.send(f"new {number}")
+            load.until_readable(newcomer.sock)
+            assert newcomer.answer()[1] == f"new {number}"
+            assert time.monotonic() - started < PROMPT
+            newcomer.close()
+        load.close()
+
+
 # --- a pool without a filter -------------------------------------------------------
 
 def test_without_a_filter_a_parked_connection_resumes_at_its_first_byte() -> None:
