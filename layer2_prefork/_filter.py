@@ -20,6 +20,9 @@ never exceeds what a control message can carry (`MAX_FILE_BYTES`).
 
 from __future__ import annotations
 
+import contextlib
+import inspect
+import weakref
 from collections.abc import Callable
 from dataclasses import dataclass
 
@@ -32,7 +35,10 @@ class DispatchFilter:
     """When the master hands a held connection to a worker, and how long it holds one.
 
     Args:
-        complete: Called with every byte received so far (never empty);
+        complete: Called with every byte received so far (never empty),
+            and, if it takes a second argument, the offset where the bytes
+            new since its last call begin (so it can look at those only,
+            and a slow client's bytes are not scanned again and again);
             `True` once they hold a complete request: the connection goes
             to the next idle worker, with the bytes.
         idle_timeout: Seconds a held connection may stay silent (no byte
@@ -46,6 +52,9 @@ class DispatchFilter:
         max_bytes: Hand the connection over once this many bytes are held,
             complete or not (the handler then reads the rest, or refuses
             it). At most `MAX_FILE_BYTES`.
+        overload_response: Bytes written before closing a connection the
+            master cannot hold because its memory for held bytes (in all,
+            or for the client's address) is spent (see `_holding`).
 
     Raises:
         ValueError: If an option is wrong; the message names it.
@@ -56,23 +65,25 @@ class DispatchFilter:
         (False, True)
     """
 
-    complete: Callable[[bytes], bool]
+    complete: Callable[..., bool]
     idle_timeout: float | None = None
     request_timeout: float | None = None
     timeout_response: bytes = b""
     max_bytes: int = 16384
+    overload_response: bytes = b""
 
     def __post_init__(self) -> None:
         if not callable(self.complete):
             raise ValueError(f"DispatchFilter: complete must be callable, not {self.complete!r}")
+        for option in ("timeout_response", "overload_response"):
+            if not isinstance(getattr(self, option), bytes):
+                raise ValueError(f"DispatchFilter: {option} must be bytes, "
+                                 f"not {getattr(self, option)!r}")
         for option in ("idle_timeout", "request_timeout"):
             value = getattr(self, option)
             if value is not None:
                 seconds = check_number(f"DispatchFilter: {option}", value, allow_infinity=True)
                 object.__setattr__(self, option, seconds)
-        if not isinstance(self.timeout_response, bytes):
-            raise ValueError("DispatchFilter: timeout_response must be bytes, "
-                             f"not {self.timeout_response!r}")
         size = self.max_bytes
         if isinstance(size, bool) or not isinstance(size, int) \
                 or not 1 <= size <= MAX_FILE_BYTES:
@@ -80,6 +91,31 @@ class DispatchFilter:
                              f"{MAX_FILE_BYTES},"
                              f" not {size!r}")
 
+
+    def arrived(self, data: bytes, start: int) -> bool:
+        """Call `complete` with what it takes: the bytes, and where the new ones begin."""
+        if _takes_start(self.complete):
+            return bool(self.complete(data, start))
+        return bool(self.complete(data))
+
+
+def _takes_start(function: Callable[..., bool]) -> bool:
+    """Whether `function` accepts a second positional argument (cached per function)."""
+    known = _ARITY.get(function)
+    if known is None:
+        try:
+            parameters = list(inspect.signature(function).parameters.values())
+        except (TypeError, ValueError):
+            parameters = []
+        positional = [p for p in parameters
+                      if p.kind in (p.POSITIONAL_ONLY, p.POSITIONAL_OR_KEYWORD, p.VAR_POSITIONAL)]
+        known = len(positional) >= 2 or any(p.kind is p.VAR_POSITIONAL for p in positional)
+        with contextlib.suppress(TypeError):
+            _ARITY[function] = known
+    return known
+
+
+_ARITY: weakref.WeakKeyDictionary[Callable[..., bool], bool] = weakref.WeakKeyDictionary()
 
 MAX_BYTES = MAX_FILE_BYTES
 """The largest `DispatchFilter.max_bytes`: the most bytes of a request the master holds."""

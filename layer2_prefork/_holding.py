@@ -18,6 +18,14 @@ complete within `request_timeout` gets the filter's `timeout_response`,
 then is closed. Deadlines sit in a heap, so a thousand idle connections
 cost nothing per loop.
 
+Memory is bounded twice: the bytes held in all (`byte_limit`) and the
+bytes held for one client address (`peer_limit`; Unix socket peers, often
+a proxy in front, share no address and are exempt). A connection whose
+next bytes would pass either bound gets the filter's `overload_response`
+(layer 3: 503) and is closed; new clients are still accepted and served.
+Each read hands the filter only the offset of the new bytes, so a slow
+head is scanned once, not once per byte.
+
 During a graceful stop (`stop_idle`), parked connections that sent
 nothing are closed at once, as a worker closes a keep-alive connection
 waiting for its next request; new connections and requests under way are
@@ -44,6 +52,10 @@ from ._logging import logger
 from ._runtime import PoolRuntime
 
 READ_SIZE = 65536
+BYTE_LIMIT = 256 << 20
+"""The most bytes of requests the master holds in all (256 MiB)."""
+PEER_LIMIT = 32 << 20
+"""The most bytes of requests the master holds for one client address (32 MiB)."""
 
 
 @dataclass(slots=True, eq=False)
@@ -59,6 +71,8 @@ class Held:
     """When it was accepted or parked."""
     data: bytearray = field(default_factory=bytearray)
     first_byte: float | None = None
+    peer: str | None = None
+    """The client's address (`None`: a Unix socket peer, which has no limit of its own)."""
 
     @property
     def filter(self) -> DispatchFilter:
@@ -84,9 +98,14 @@ class Holding:
         capacity: The most connections to hold at once (descriptors are finite).
     """
 
-    def __init__(self, selector: selectors.BaseSelector, capacity: int) -> None:
+    def __init__(self, selector: selectors.BaseSelector, capacity: int,
+                 byte_limit: int = BYTE_LIMIT, peer_limit: int = PEER_LIMIT) -> None:
         self.selector = selector
         self.capacity = capacity
+        self.byte_limit = byte_limit
+        self.peer_limit = peer_limit
+        self.bytes_held = 0
+        self.by_peer: dict[str, int] = {}
         self.watched: dict[int, Held] = {}
         self.deadlines: list[tuple[float, int, Held]] = []
         self.order = itertools.count()
@@ -116,10 +135,12 @@ class Holding:
         except OSError:
             sock.close()
             return
-        held = Held(sock, pool, listener, parked, now, bytearray(data),
-                    now if data else None)
+        held = Held(sock, pool, listener, parked, now, first_byte=now if data else None,
+                    peer=_peer(sock))
         self.watched[sock.fileno()] = held
-        if data and (len(data) >= held.filter.max_bytes or held.filter.complete(data)):
+        if data and not self._take(held, data):
+            return
+        if data and (len(data) >= held.filter.max_bytes or held.filter.arrived(data, 0)):
             self._queue(held)  # a pipelined request that came along whole
             return
         if self._read(held, now):
@@ -150,10 +171,29 @@ class Holding:
             return False
         if held.first_byte is None:
             held.first_byte = now
-        held.data += data
-        if len(held.data) >= rules.max_bytes or rules.complete(bytes(held.data)):
+        start = len(held.data)
+        if not self._take(held, data):
+            return False
+        if len(held.data) >= rules.max_bytes or rules.arrived(bytes(held.data), start):
             self._queue(held)
             return False
+        return True
+
+    def _take(self, held: Held, data: bytes) -> bool:
+        """Add bytes to a held connection, within the memory bounds; False: it was closed."""
+        size = len(data)
+        peer_bytes = self.by_peer.get(held.peer, 0) if held.peer is not None else 0
+        if self.bytes_held + size > self.byte_limit or peer_bytes + size > self.peer_limit:
+            logger.info("pool %d: held requests fill the master's memory bound (%s); closing"
+                        " a connection", held.pool.index,
+                        "all clients" if self.bytes_held + size > self.byte_limit
+                        else f"client {held.peer}")
+            self._close(held, held.filter.overload_response)
+            return False
+        held.data += data
+        self.bytes_held += size
+        if held.peer is not None:
+            self.by_peer[held.peer] = peer_bytes + size
         return True
 
     def _queue(self, held: Held) -> None:
@@ -168,7 +208,12 @@ class Holding:
         held.sock.close()
 
     def _forget(self, held: Held) -> None:
-        self.watched.pop(held.sock.fileno(), None)
+        if self.watched.pop(held.sock.fileno(), None) is held and held.data:
+            self.bytes_held -= len(held.data)
+            if held.peer is not None:
+                left = self.by_peer.pop(held.peer, 0) - len(held.data)
+                if left > 0:
+                    self.by_peer[held.peer] = left
         with contextlib.suppress(KeyError, ValueError):
             self.selector.unregister(held.sock)
 
@@ -220,3 +265,13 @@ class Holding:
         """In a new worker: close the master's copies of the held connections."""
         for held in self.watched.values():
             held.sock.close()
+
+
+def _peer(sock: socket.socket) -> str | None:
+    """The client's IP address, or `None` for a Unix socket (or one already gone)."""
+    if sock.family not in (socket.AF_INET, socket.AF_INET6):
+        return None
+    try:
+        return str(sock.getpeername()[0])
+    except OSError:
+        return None

@@ -29,16 +29,22 @@ from __future__ import annotations
 
 from layer2_prefork import MAX_BYTES, DispatchFilter
 
+from ._head import EMPTY_LINE_LIMIT
 from ._options import Options
 from ._response import ResponseWriter
 
 __all__ = ["head_arrived", "http_filter", "refusal"]
 
-_EMPTY_LINES = 4  # empty lines tolerated before a request line (as in the head parser)
 
 
-def head_arrived(data: bytes) -> bool:
+def head_arrived(data: bytes, start: int = 0) -> bool:
     """Whether `data` holds a complete request head, or enough to refuse it.
+
+    Args:
+        data: Every byte of the connection so far.
+        start: Where the bytes new since the last call begin: only they
+            (and the three before them) are searched, so a head that
+            arrives a byte at a time is scanned once in all.
 
     Examples:
         >>> head_arrived(b"GET / HTTP/1.1\\r\\nHost: a\\r\\n")
@@ -49,11 +55,19 @@ def head_arrived(data: bytes) -> bool:
         False
         >>> head_arrived(b"GET / HTTP/1.1\\nHost: a\\n")  # bare LF: the parser refuses it
         True
+        >>> head_arrived(b"GET / HTTP/1.1\\r\\nHost: a\\r\\n\\r\\n", 30)  # the end is new
+        True
     """
-    start = 0
-    while start < 2 * _EMPTY_LINES and data.startswith(b"\r\n", start):
-        start += 2
-    return data.find(b"\r\n\r\n", start) >= 0 or data.count(b"\n") != data.count(b"\r\n")
+    skip = 0
+    while skip < 2 * EMPTY_LINE_LIMIT and data.startswith(b"\r\n", skip):
+        skip += 2
+    if data.find(b"\r\n\r\n", max(skip, start - 3)) >= 0:
+        return True
+    begin = max(start - 1, 0)
+    bare = data.count(b"\n", begin) - data.count(b"\r\n", begin)
+    if begin and data[begin] == 10 and data[begin - 1] == 13:  # a CRLF cut by the window
+        bare -= 1
+    return bare > 0
 
 
 def refusal(status_line: str, options: Options, *, version: tuple[int, int] = (1, 1),
@@ -85,4 +99,5 @@ def http_filter(options: Options) -> DispatchFilter | None:
         complete=head_arrived, idle_timeout=options.idle_timeout,
         request_timeout=options.request_header_timeout,
         timeout_response=refusal("408 Request Timeout", options)[1],
-        max_bytes=min(options.request_header_size_limit + 1, MAX_BYTES))
+        max_bytes=min(options.request_header_size_limit + 1, MAX_BYTES),
+        overload_response=refusal("503 Service Unavailable", options)[1])

@@ -50,6 +50,9 @@ from ._tables import single_value
 
 __all__ = ["BodyKind", "HeadParser", "RequestHead"]
 
+EMPTY_LINE_LIMIT = 4
+"""Empty lines skipped before a request line, by default (RFC 9112 §2.2 allows some)."""
+
 _VERSION = re.compile(r"HTTP/([0-9])\.([0-9])")
 _TARGET_BYTE = re.compile(r"[\x21-\x7e]+")  # visible ASCII, no space or controls
 _ABSOLUTE = re.compile(r"([A-Za-z][A-Za-z0-9+.\-]*)://([^/?#]*)(.*)", re.S)
@@ -172,7 +175,7 @@ class HeadParser:
         size_limit: int = 1024 * 1024,
         request_line_limit: int = 8192,
         header_count_limit: int = 100,
-        empty_line_limit: int = 4,
+        empty_line_limit: int = EMPTY_LINE_LIMIT,
     ) -> None:
         if min(size_limit, request_line_limit, header_count_limit) < 1 or empty_line_limit < 0:
             _at_least(1, size_limit=size_limit, request_line_limit=request_line_limit,
