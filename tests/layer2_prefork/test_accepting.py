@@ -15,7 +15,8 @@ Paths: a complete head served where it was accepted; an incomplete one
 held by the master and queued; a head past a message's payload (a memory
 file); a stopped worker gets no connection and no timer event; a worker
 killed right after its ``H`` loses nothing; timers on schedule through the
-queue, and run again when their worker dies during a run. After every
+queue, and run again when their worker dies during a run (or after it took
+the run from the queue, before it started it). After every
 test, no process of the server is left.
 """
 
@@ -196,6 +197,18 @@ def test_a_worker_killed_during_a_timer_run_makes_the_timer_run_again(tmp_path: 
         assert exit_index < again_index
         assert not server.matches(rf"worker {victim}: DONE$".encode())
         tick_times(server, "dying", 3)  # and on schedule after that
+
+
+def test_a_worker_killed_after_taking_a_timer_run_makes_the_timer_run_again(
+        tmp_path: Path) -> None:
+    # The worker dies between taking the run from the queue and starting it
+    # (its scoreboard slot still says idle): the run is lost with it, and the
+    # timer must not wait for its end for ever.
+    with accepting("interval=taken:0.2", f"marker={tmp_path}", "die_after_take=1",
+                   workers=2) as (server, _):
+        exit_index, _ = server.wait(rb"worker \d+ was killed by signal 9")
+        server.wait(rb"^tick taken [\d.]+ \d+$", exit_index)
+        tick_times(server, "taken", 2)
 
 
 def test_a_new_connection_waits_for_no_queue() -> None:

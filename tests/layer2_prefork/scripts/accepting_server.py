@@ -13,7 +13,9 @@ Run it under the command line (``python -m layer2_prefork -s -d``) with
   (SIGKILL) in its first run, after the line (a marker file in ``marker=DIR``
   says the first run happened);
 * ``die_after_hold=1``: a worker that handed the master a connection whose
-  first bytes start with ``die`` kills itself right after the ``H``.
+  first bytes start with ``die`` kills itself right after the ``H``;
+* ``die_after_take=1``: the first worker that takes a run of a timer named
+  ``taken...`` from the queue kills itself before it starts the run.
 
 Each connection sends one command line; the handler answers with a line
 that names its worker:
@@ -56,7 +58,8 @@ from layer2_prefork import (
 )
 
 settings: dict[str, str] = {"workers": "2", "filter": "line", "max_bytes": "16384",
-                            "local": "", "marker": "", "die_after_hold": ""}
+                            "local": "", "marker": "", "die_after_hold": "",
+                            "die_after_take": ""}
 intervals: list[Interval] = []
 for argument in sys.argv[1:]:
     key, _, value = argument.partition("=")
@@ -154,9 +157,27 @@ def die_after_hold() -> None:
     _worker.Worker._hold = hold_then_die  # type: ignore[method-assign,assignment]
 
 
+def die_after_take() -> None:
+    """Make the first worker that takes a run of a ``taken...`` timer die before the run."""
+    take = _worker.Worker._take_queued
+
+    def take_then_die(self: _worker.Worker) -> _worker.Work | None:
+        work = take(self)
+        if work is not None and work[1] is None:
+            listener = self.spec.listeners[work[0]]
+            if isinstance(listener, Interval) and listener.name.startswith("taken") \
+                    and first_run(listener.name):
+                os.kill(os.getpid(), signal.SIGKILL)
+        return work
+
+    _worker.Worker._take_queued = take_then_die  # type: ignore[method-assign]
+
+
 def main() -> None:
     if settings["die_after_hold"]:
         die_after_hold()
+    if settings["die_after_take"]:
+        die_after_take()
     listeners: list[TCP | Local | Interval] = [TCP("127.0.0.1", 0)]
     if settings["local"]:
         listeners.append(Local(settings["local"]))
