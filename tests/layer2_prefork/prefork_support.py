@@ -2,8 +2,13 @@
 
 Servers run as real processes (``python -m layer2_prefork -s script ...``)
 in their own session, so the finaliser of ``support.running`` kills the
-master and every worker. Waits are on log lines (each fork, exit and, with
-``-s``, every change of a pool's counts is a line), never on sleeps.
+master and every worker; `serve_and_reap` also checks, by PID, that none
+of them is left afterwards. Waits are on log lines (each fork, exit and,
+with ``-s``, every change of a pool's counts the master sees is a line),
+never on sleeps. Workers write their state to a scoreboard the master
+samples (every loop, and every 50 ms), so a busy spell shorter than that
+may leave no ``stats`` line: wait for those only for lasting states (all
+idle after start, busy in a handler that waits).
 """
 
 from __future__ import annotations
