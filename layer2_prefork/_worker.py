@@ -45,7 +45,7 @@ import sys
 import time
 import traceback
 from collections import deque
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
 from enum import Enum
 from typing import Any, NoReturn
@@ -56,6 +56,7 @@ from . import _timeout
 from ._accept import FIRST_PAUSE, TRANSIENT
 from ._config import TCP, Event, Inherited, Interval, Local, Main, PoolSpec
 from ._errors import ProtocolError
+from ._filter import DispatchFilter
 from ._protocol import (
     CONTROL_TO_WORKER,
     QUEUE,
@@ -176,8 +177,10 @@ class Worker:
         self.watch.register(control, select.POLLIN)
         self.waiting = select.poll()
         """What an idle worker waits on: control socket, queue and listeners."""
-        for fd in (control.fileno(), self.queue.fileno(), *self.listening):
+        for fd in (control.fileno(), self.queue.fileno()):
             self.waiting.register(fd, select.POLLIN)
+        for fd in self.listening:  # RDHUP: a Unix listener shut down by the master
+            self.waiting.register(fd, select.POLLIN | select.POLLRDHUP)
         self.served = 0
         self.max_requests = request_limit(spec.options.max_requests,
                                           spec.options.max_requests_jitter)
@@ -224,14 +227,18 @@ class Worker:
                 raise self.broken
             if self.inbox or self.stopped():
                 return None  # only T is queued: leave
-            ready = {fd for fd, _ in self.waiting.poll()}
+            ready = dict(self.waiting.poll())
             if self.control.fileno() in ready:
                 self._receive(block=False)
                 continue
             if self.queue.fileno() in ready and (work := self._take_queued()) is not None:
                 return work
-            for fd in ready:
-                if fd in self.listening and (work := self._accept(fd)) is not None:
+            for fd, events in ready.items():
+                if fd not in self.listening:
+                    continue
+                if events & (select.POLLHUP | select.POLLRDHUP | select.POLLERR):
+                    self._stop_accepting(fd)  # the master shut it (a stop)
+                elif (work := self._accept(fd)) is not None:
                     return work
     # --8<-- [end:idle]
 
@@ -270,8 +277,7 @@ class Worker:
             return None
         except OSError as error:
             if error.errno in (errno.EINVAL, errno.EBADF, errno.ENOTSOCK):
-                self.waiting.unregister(fd)  # the master shut the listener (a stop)
-                del self.listening[fd]
+                self._stop_accepting(fd)  # the master shut the listener (a stop)
             elif error.errno not in TRANSIENT:
                 print(f"accept on listener {index} failed: {error}", file=sys.stderr)
                 self._pause_accepting()
@@ -279,16 +285,21 @@ class Worker:
         rules = self.spec.dispatch_filter
         if rules is None:
             return index, conn, b"", False
-        first = _first_bytes(conn, rules.complete, rules.max_bytes)
+        first = _first_bytes(conn, rules)
         if first is None:
             conn.close()  # closed or reset before it said anything
             return None
         data, ended = first
-        if ended or len(data) >= rules.max_bytes or rules.complete(data):
+        if ended or len(data) >= rules.max_bytes or rules.arrived(data, 0):
             return index, conn, data, False
         self._hold(index, conn, data)
         return None
     # --8<-- [end:accept]
+
+    def _stop_accepting(self, fd: int) -> None:
+        """Forget a listener the master shut down (`shutdown`: every copy stops at once)."""
+        self.waiting.unregister(fd)
+        del self.listening[fd]
 
     def _hold(self, index: int, conn: socket.socket, data: bytes) -> None:
         """Hand a connection whose request is incomplete to the master (`H`)."""
@@ -419,8 +430,7 @@ def _descriptors(ancillary: list[tuple[int, int, bytes]]) -> list[int]:
     return fds
 
 
-def _first_bytes(conn: socket.socket, complete: Callable[[bytes], bool],
-                 limit: int) -> tuple[bytes, bool] | None:
+def _first_bytes(conn: socket.socket, rules: DispatchFilter) -> tuple[bytes, bool] | None:
     """Read what a new connection sends within `FIRST_BYTES_GRACE`.
 
     Returns:
@@ -428,6 +438,7 @@ def _first_bytes(conn: socket.socket, complete: Callable[[bytes], bool],
         the client closed or reset before sending anything.
     """
     data = bytearray()
+    limit = rules.max_bytes
     deadline = time.monotonic() + FIRST_BYTES_GRACE
     while len(data) < limit:
         try:
@@ -441,8 +452,9 @@ def _first_bytes(conn: socket.socket, complete: Callable[[bytes], bool],
             return None
         if not chunk:
             return (bytes(data), True) if data else None
+        start = len(data)
         data += chunk
-        if complete(bytes(data)):
+        if rules.arrived(bytes(data), start):
             break
     return bytes(data), False
 

@@ -61,7 +61,7 @@ PROGRAM = "python -m layer3_http"
 logger = logging.getLogger("layer3_http")
 _SIZES = ("request_header_size_limit", "request_body_size_limit", "chunk_size",
           "maximum_input_chunk_size", "minimum_output_chunk_size", "drain_size_limit",
-          "write_completion_limit")
+          "write_completion_limit", "held_body_limit")
 _TIMEOUTS = ("idle_timeout", "request_header_timeout", "stall_timeout", "response_timeout",
              "drain_timeout", "park_linger")
 

@@ -27,13 +27,16 @@ for more input (or refuse without waiting).
 
 from __future__ import annotations
 
+import re
+from collections.abc import Callable
+
 from layer2_prefork import MAX_BYTES, DispatchFilter
 
 from ._head import EMPTY_LINE_LIMIT
 from ._options import Options
 from ._response import ResponseWriter
 
-__all__ = ["head_arrived", "http_filter", "refusal"]
+__all__ = ["head_arrived", "http_filter", "refusal", "request_arrived"]
 
 
 
@@ -58,9 +61,7 @@ def head_arrived(data: bytes, start: int = 0) -> bool:
         >>> head_arrived(b"GET / HTTP/1.1\\r\\nHost: a\\r\\n\\r\\n", 30)  # the end is new
         True
     """
-    skip = 0
-    while skip < 2 * EMPTY_LINE_LIMIT and data.startswith(b"\r\n", skip):
-        skip += 2
+    skip = _leading_empty_lines(data)
     if data.find(b"\r\n\r\n", max(skip, start - 3)) >= 0:
         return True
     begin = max(start - 1, 0)
@@ -86,6 +87,55 @@ def refusal(status_line: str, options: Options, *, version: tuple[int, int] = (1
     return writer, b"".join(parts)
 
 
+HEAD_SCAN = 65536
+"""A body is waited for in the master only behind a head that ended within this many bytes."""
+_LENGTH = re.compile(rb"\r\ncontent-length:[ \t]*([0-9]{1,15})[ \t]*\r\n", re.IGNORECASE)
+_OTHER_FRAMING = re.compile(rb"\r\n(?:transfer-encoding|expect):", re.IGNORECASE)
+
+
+def request_arrived(body_limit: int) -> Callable[[bytes, int], bool]:
+    """A predicate like `head_arrived` that also waits for a short body.
+
+    With a complete head that announces a ``Content-Length`` of at most
+    `body_limit` bytes (and no ``Transfer-Encoding`` or ``Expect``: a
+    chunked body, or a client that waits for ``100 Continue``, goes to the
+    worker with its head), the request is complete only once its body is
+    there too. So a client that uploads a small body slowly is held by the
+    master, not by a worker, like a buffering proxy's ``client_body_buffer``.
+
+    Examples:
+        >>> arrived = request_arrived(10)
+        >>> head = b"POST / HTTP/1.1\\r\\nHost: a\\r\\nContent-Length: 5\\r\\n\\r\\n"
+        >>> arrived(head, 0), arrived(head + b"12345", len(head))
+        (False, True)
+        >>> arrived(b"GET / HTTP/1.1\\r\\nHost: a\\r\\n\\r\\n", 0)
+        True
+    """
+
+    def arrived(data: bytes, start: int) -> bool:
+        if not head_arrived(data, start):
+            skip = _leading_empty_lines(data)
+            if start <= skip or data.find(b"\r\n\r\n", skip, min(start + 3, HEAD_SCAN)) < 0:
+                return False  # the head is not complete (or ended past HEAD_SCAN: no body wait)
+        end = data.find(b"\r\n\r\n", _leading_empty_lines(data), HEAD_SCAN)
+        if end < 0:
+            return True  # a bare LF, or a long head: the worker answers or reads on
+        head = data[:end + 2]
+        length = _LENGTH.search(head)
+        if length is None or _OTHER_FRAMING.search(head) or int(length[1]) > body_limit:
+            return True
+        return len(data) - (end + 4) >= int(length[1])
+
+    return arrived
+
+
+def _leading_empty_lines(data: bytes) -> int:
+    skip = 0
+    while skip < 2 * EMPTY_LINE_LIMIT and data.startswith(b"\r\n", skip):
+        skip += 2
+    return skip
+
+
 def http_filter(options: Options) -> DispatchFilter | None:
     """The dispatch filter for a handler with these options (`None` with TLS).
 
@@ -95,9 +145,11 @@ def http_filter(options: Options) -> DispatchFilter | None:
     """
     if options.tls is not None:
         return None
+    body = options.held_body_limit
     return DispatchFilter(
-        complete=head_arrived, idle_timeout=options.idle_timeout,
+        complete=request_arrived(body) if body else head_arrived,
+        idle_timeout=options.idle_timeout,
         request_timeout=options.request_header_timeout,
         timeout_response=refusal("408 Request Timeout", options)[1],
-        max_bytes=min(options.request_header_size_limit + 1, MAX_BYTES),
+        max_bytes=min(options.request_header_size_limit + 1 + body, MAX_BYTES),
         overload_response=refusal("503 Service Unavailable", options)[1])

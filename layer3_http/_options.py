@@ -232,6 +232,12 @@ class Options:
             memory, or a file of the static callback at any size) go to the
             master, which finishes sending them; the worker is free at once.
             Past it, the worker sends the rest itself. 0: never.
+        held_body_limit: A request body announced with a ``Content-Length``
+            of at most this many bytes is received by the master, with the
+            head, before a worker gets the request, so a slow uploader of
+            a small body costs no worker; larger bodies, chunked ones and
+            ``Expect: 100-continue`` requests are read by the worker (under
+            `minimum_rate`). 0: the master waits for heads only.
         minimum_rate: Bytes per second a client must keep up, on average,
             while the worker reads its request body or writes a response
             itself, after a start of `stall_timeout` seconds; a client
@@ -273,6 +279,7 @@ class Options:
     max_requests: int | None = None
     max_requests_jitter: int = 0
     write_completion_limit: int = 32 * MiB
+    held_body_limit: int = 1 * MiB
     minimum_rate: int | None = 1024
     static_fields: bytes = field(default=b"", init=False, repr=False, compare=False)
     """The static headers encoded once, as they go into every response head."""
@@ -319,6 +326,7 @@ class Options:
             _check_size("max_requests", self.max_requests, 1)
         _check_size("max_requests_jitter", self.max_requests_jitter, 0)
         _check_size("write_completion_limit", self.write_completion_limit, 0)
+        _check_size("held_body_limit", self.held_body_limit, 0)
         if self.minimum_rate is not None:
             _check_size("minimum_rate", self.minimum_rate, 1)
 
