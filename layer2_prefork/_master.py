@@ -146,6 +146,7 @@ class Master:
         self._handle_signals(now)
         self.workers.reap(now)
         self.workers.sync()
+        self.workers.kill_stopped(now)
         self._check_timers(now)
         self._dispatch(now)
         self._adjust_pools(now)
@@ -242,6 +243,7 @@ class Master:
                      self.slice_ends]
         if self.workers and self.stop is not Stop.FAST:
             deadlines.append(now + SCOREBOARD_TICK)  # workers change state without a word
+            deadlines.append(self.workers.next_stop_check)
         for pool in self.pools:
             if pool.pending:
                 deadlines.append(now + QUEUE_FULL_RETRY)

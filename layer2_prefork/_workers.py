@@ -93,6 +93,9 @@ class Workers:
         self.taker = taker
         self.board = Scoreboard(sum(pool.spec.options.maximum for pool in pools))
         self.by_pid: dict[int, WorkerProcess] = {}
+        self.next_stop_check = 0.0
+        self.seen_stopped: set[int] = set()
+        """Workers found stopped at the last check."""
         self.maybe_exited = False
         """Set by SIGCHLD or an end of stream on a control socket: reap soon."""
 
@@ -156,6 +159,27 @@ class Workers:
                 del pool.told[worker.pid]
     # --8<-- [end:sync]
 
+    def kill_stopped(self, now: float) -> None:
+        """Kill every worker found stopped (`SIGSTOP`) twice, `STOPPED_CHECK` seconds apart.
+
+        A stopped worker takes no new work (the queue and the listeners go
+        to whoever polls them), but it keeps its place in the pool, so the
+        pool would not fork a replacement, and whatever it had already taken
+        waits for nobody. The kernel does not deliver its watchdog's
+        `SIGALRM` either, until it continues.
+        """
+        if now < self.next_stop_check:
+            return
+        self.next_stop_check = now + STOPPED_CHECK
+        for worker in list(self.by_pid.values()):
+            stopped = _process_state(worker.pid) == "T"
+            if stopped and worker.pid in self.seen_stopped:
+                self.kill(worker, f"it was stopped for more than {STOPPED_CHECK:g} s")
+            elif stopped:
+                self.seen_stopped.add(worker.pid)
+            else:
+                self.seen_stopped.discard(worker.pid)
+
     def _exited(self, worker: WorkerProcess, code: int, now: float) -> None:
         while self._on_control(worker):
             pass
@@ -167,6 +191,7 @@ class Workers:
         self._unregister(worker.control)
         worker.close()
         del self.by_pid[worker.pid]
+        self.seen_stopped.discard(worker.pid)
         pool = self.pools[worker.pool]
         pool.told.pop(worker.pid, None)
         entry = self.board.read(worker.slot)
@@ -383,6 +408,20 @@ class Workers:
     def _unregister(self, sock: socket.socket) -> None:
         with contextlib.suppress(KeyError, ValueError):
             self.selector.unregister(sock)
+
+
+STOPPED_CHECK = 1.0
+"""Seconds between two looks for stopped workers (one found stopped twice is killed)."""
+
+
+def _process_state(pid: int) -> str:
+    """The state letter of a process from /proc (``"T"``: stopped); ``""`` if unknown."""
+    try:
+        with open(f"/proc/{pid}/stat", "rb") as stat:
+            text = stat.read()
+    except OSError:
+        return ""
+    return text[text.rfind(b")") + 2:][:1].decode("ascii", "replace")
 
 
 def _close_fds(message: Message) -> None:

@@ -12,12 +12,16 @@ answered 503 and closed while everybody else is still served.
 
 from __future__ import annotations
 
+import contextlib
 import json
+import os
 import re
 import select
+import signal
 import socket
 import time
 from collections.abc import Iterator
+from pathlib import Path
 
 import pytest
 from http_support import APPS, Server, http_server
@@ -130,3 +134,23 @@ def test_a_filter_sees_where_the_new_bytes_begin() -> None:
         assert not head_arrived(head[:cut], max(cut - 1, 0)) or b"\r\n\r\n" in head[:cut]
         assert head_arrived(head, cut)  # the end is among the new bytes, or just before
     assert not head_arrived(b"GET / HTTP/1.1\r\nHost: a\r\n", 16)  # CRLF cut by the window
+
+
+def test_a_stopped_worker_is_killed_and_replaced(server: Server) -> None:
+    """SIGSTOP on a worker: the other serves meanwhile; within 2 s it is killed and replaced."""
+    children = Path(f"/proc/{server.program.pid}/task/{server.program.pid}/children")
+    workers = [int(pid) for pid in children.read_text().split()]
+    assert len(workers) == 2
+    mark = len(server.program.lines)
+    os.kill(workers[0], signal.SIGSTOP)
+    try:
+        for _ in range(5):
+            assert normal_request_time(server) < PROMPT  # the other worker takes everything
+        server.program.wait_for_line(
+            rb"killing worker %d \(it was stopped for more than" % workers[0], 10.0, mark)
+        server.program.wait_for_line(rb"pool 0: forked worker", 10.0, mark)
+    finally:
+        with contextlib.suppress(ProcessLookupError):
+            os.kill(workers[0], signal.SIGCONT)
+    assert {answer for answer in (server.json("/after")["pid"] for _ in range(3))} <= set(
+        int(pid) for pid in children.read_text().split())
