@@ -105,9 +105,9 @@ def connect(conn):  # type: ignore[no-untyped-def]
     elif command == "keep":
         kept.append(b"x" * int(argument))
         conn.write(f"kept {pid}\n".encode())
-    elif command == "garbage":
+    elif command == "garbage":  # answer first: the master may kill the worker at once
+        conn.write(b"sent\n").flush()
         os.write(control_socket(), b"garbage!")
-        conn.write(b"sent\n")
     elif command == "nested":
         for call in (lambda: listen(TCP("127.0.0.1", 0), connect=connect), run):
             try:
