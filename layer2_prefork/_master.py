@@ -199,6 +199,7 @@ class Master:
             self._begin_graceful_stop(now, "the main listener ended")
             return
         for pool in self.pools:
+            pool.find_lost_runs(now)
             for pid, reason in pool.state.to_retire(now):
                 self.workers.terminate(pool, pid, reason)
 

@@ -20,9 +20,12 @@ close everything at the end.
 
 from __future__ import annotations
 
+import fcntl
 import os
 import select
 import socket
+import struct
+import termios
 from collections import deque
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -35,6 +38,8 @@ from ._protocol import Kind, connect_payload, encode, pack_bytes
 from ._schedule import Schedule
 from ._sockets import Bound
 
+LOST_AFTER = 0.2
+"""Seconds a handed-out timer run may be nowhere to be seen before it counts as lost."""
 QUEUE_BUFFER = 4 << 20
 """The send buffer asked for the queue (the kernel caps it at its `wmem_max`)."""
 
@@ -54,8 +59,6 @@ class Queue:
 
     send_end: socket.socket
     receive_end: socket.socket
-    sent: int = 0
-    """Records put into the queue so far."""
 
     @classmethod
     def new(cls) -> Queue:
@@ -88,8 +91,15 @@ class Queue:
         finally:
             if memfd is not None:
                 os.close(memfd)
-        self.sent += 1
         return True
+
+    def holds_records(self) -> bool:
+        """Whether a record waits in the queue (`FIONREAD` on the receiving end)."""
+        try:
+            waiting = fcntl.ioctl(self.receive_end, termios.FIONREAD, b"\0\0\0\0")
+        except OSError:
+            return False
+        return bool(struct.unpack("i", waiting)[0] > 0)
 
     def close(self) -> None:
         """Close both ends (what is still queued is closed by the kernel)."""
@@ -109,10 +119,10 @@ class PoolRuntime:
     pending: deque[tuple[int, socket.socket, bytes]] = field(default_factory=deque)
     """(listener index, connection, bytes read of it) waiting for room in the queue."""
     queue: Queue = field(default_factory=Queue.new)
-    taken_by_gone: int = 0
-    """Records taken from the queue by workers reaped since."""
-    taken: int = 0
-    """Records taken from the queue by the live workers (from the scoreboard)."""
+    busy_jobs: set[int] = field(default_factory=set)
+    """The listeners whose work some worker runs now, as the scoreboard said last."""
+    lost_since: dict[int, float] = field(default_factory=dict)
+    """Timer runs handed out that no worker runs and the queue no longer holds, since when."""
     told: dict[int, float] = field(default_factory=dict)
     """Busy workers sent `W`, with the start of the work they were told during."""
     backlogs: select.poll | None = None
@@ -162,8 +172,27 @@ class PoolRuntime:
         return taken
 
     def waiting(self) -> bool:
-        """Whether work waits for a worker: in `pending`, or queued and not yet taken."""
-        return bool(self.pending) or self.queue.sent > self.taken_by_gone + self.taken
+        """Whether work waits for a worker: in `pending`, or in the queue."""
+        return bool(self.pending) or self.queue.holds_records()
+
+    def find_lost_runs(self, now: float) -> None:
+        """End timer runs that no worker runs and the queue no longer holds (for `LOST_AFTER` s).
+
+        A worker that dies between taking a run from the queue and writing
+        its slot leaves no trace of it; without this, the timer would count
+        as running for ever.
+        """
+        if self.queue.holds_records():
+            self.lost_since.clear()
+            return
+        for index in self.schedule.running_runs():
+            if index in self.busy_jobs:
+                self.lost_since.pop(index, None)
+            elif now - self.lost_since.setdefault(index, now) >= LOST_AFTER:
+                del self.lost_since[index]
+                logger.warning("pool %d: a run of listener %d was lost with its worker; "
+                               "it counts as ended", self.index, index)
+                self.job_ended(index, now)
 
     def close_listeners(self, keep_pending: bool = False) -> None:
         """Close the listeners (removing socket files) and, unless kept, waiting work."""

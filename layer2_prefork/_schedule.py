@@ -88,6 +88,10 @@ class Schedule:
         """Record that the timer's run was handed to a worker."""
         self._timers[index].running = True
 
+    def running_runs(self) -> list[int]:
+        """The timers whose run was handed out and has not ended."""
+        return [index for index, timer in self._timers.items() if timer.running]
+
     def running(self, index: int) -> bool:
         """Whether the timer's run was handed out and has not ended yet."""
         timer = self._timers.get(index)

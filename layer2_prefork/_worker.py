@@ -258,6 +258,7 @@ class Worker:
                 os.close(fd)
             raise ProtocolError("a queue record was truncated")
         message = decode_record(data, fds, QUEUE)
+        self.board.busy(message.listener, time.monotonic(), queued=True)  # at once: see below
         conn = socket.socket(fileno=message.fds[0]) if message.fds else None
         return message.listener, conn, unpack_bytes(message), True
 
@@ -369,7 +370,7 @@ class Worker:
         if isinstance(listener, TCP | Local | Inherited) != (sock is not None):
             raise ProtocolError(f"CONNECT for listener {index} with the wrong descriptors")
         self.listener, self.serving_since = index, time.monotonic()
-        self.board.busy(index, self.serving_since, queued=queued, accepted=not queued)
+        self.board.busy(index, self.serving_since, accepted=not queued)
         conn: BufferedSocket | Event
         if isinstance(listener, Interval):
             conn = Event(interval=listener.name)

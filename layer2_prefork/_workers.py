@@ -147,12 +147,14 @@ class Workers:
     def sync(self) -> None:
         """Read every worker's scoreboard slot into its pool's bookkeeping."""
         for pool in self.pools:
-            pool.taken = pool.served = 0
+            pool.served = 0
+            pool.busy_jobs.clear()
         for worker in self.by_pid.values():
             entry = self.board.read(worker.slot)
             pool = self.pools[worker.pool]
-            pool.taken += entry.taken
             pool.served += entry.taken + entry.accepted
+            if entry.state is Seen.BUSY and entry.job is not None:
+                pool.busy_jobs.add(entry.job)
             pool.state.observe(worker.pid, entry.state, entry.job, entry.since)
             told = pool.told.get(worker.pid)
             if told is not None and (entry.state is not Seen.BUSY or entry.since != told):
@@ -196,7 +198,6 @@ class Workers:
         pool.told.pop(worker.pid, None)
         entry = self.board.read(worker.slot)
         self.board.release(worker.slot)
-        pool.taken_by_gone += entry.taken
         pool.state.observe(worker.pid, entry.state, entry.job, entry.since)
         _, prepare_failed = pool.state.exited(worker.pid, code, now)
         job = entry.job if entry.state is Seen.BUSY else None  # died during it
