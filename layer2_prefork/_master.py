@@ -69,6 +69,8 @@ SPARE_FDS = 128
 """Descriptors kept free of held connections (workers' sockets, logs, accept)."""
 SCOREBOARD_TICK = 0.05
 """Seconds between two readings of the scoreboard while workers run (pool sizing, `W`)."""
+BUSY_TICK = 0.005
+"""The same while a pool has no idle worker (connections may wait in a backlog: `W`)."""
 QUEUE_FULL_RETRY = 0.001
 """Seconds until the master tries again to queue work when a pool's queue was full."""
 
@@ -242,8 +244,10 @@ class Master:
         deadlines = [self.deadline if self.stop is Stop.GRACEFUL else math.inf,
                      self.holding.next_deadline(), self.finishing.next_deadline(),
                      self.slice_ends]
-        if self.workers and self.stop is not Stop.FAST:
-            deadlines.append(now + SCOREBOARD_TICK)  # workers change state without a word
+        if self.workers and self.stop is not Stop.FAST:  # workers change state without a word
+            saturated = any(pool.state.next_idle() is None and pool.state.busy()
+                            for pool in self.pools)
+            deadlines.append(now + (BUSY_TICK if saturated else SCOREBOARD_TICK))
             deadlines.append(self.workers.next_stop_check)
         for pool in self.pools:
             if pool.pending:

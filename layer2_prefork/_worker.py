@@ -181,6 +181,12 @@ class Worker:
             self.waiting.register(fd, select.POLLIN)
         for fd in self.listening:  # RDHUP: a Unix listener shut down by the master
             self.waiting.register(fd, select.POLLIN | select.POLLRDHUP)
+        self.backlogs = select.poll()
+        """The queue and the listeners, for `others_wait` (a poll that never waits)."""
+        for fd in (self.queue.fileno(), *self.listening):
+            self.backlogs.register(fd, select.POLLIN)
+        self.queue_first = False
+        """Whether the queue goes before the listeners at the next wake-up (they alternate)."""
         self.served = 0
         self.max_requests = request_limit(spec.options.max_requests,
                                           spec.options.max_requests_jitter)
@@ -217,8 +223,9 @@ class Worker:
     def _idle(self) -> Work | None:
         """Say idle on the scoreboard, then wait for work; `None`: leave (stop, master gone).
 
-        Work from the queue (connections the master held) comes before new
-        connections: it has waited longer.
+        When both the queue (connections the master held) and a listener
+        (new connections) have work, they take turns, so that neither can
+        starve the other.
         """
         self.work_waiting = False
         self.board.idle(time.monotonic())
@@ -231,7 +238,9 @@ class Worker:
             if self.control.fileno() in ready:
                 self._receive(block=False)
                 continue
-            if self.queue.fileno() in ready and (work := self._take_queued()) is not None:
+            queued = self.queue.fileno() in ready
+            self.queue_first = not self.queue_first
+            if queued and self.queue_first and (work := self._take_queued()) is not None:
                 return work
             for fd, events in ready.items():
                 if fd not in self.listening:
@@ -240,6 +249,8 @@ class Worker:
                     self._stop_accepting(fd)  # the master shut it (a stop)
                 elif (work := self._accept(fd)) is not None:
                     return work
+            if queued and not self.queue_first and (work := self._take_queued()) is not None:
+                return work
     # --8<-- [end:idle]
 
     def _take_queued(self) -> Work | None:
@@ -345,6 +356,15 @@ class Worker:
                 continue
             self.stop_requested = self.stop_requested or message.kind is Kind.TERMINATE
             self.inbox.append(message)
+
+    def others_wait(self) -> bool:
+        """Whether other work waits for a worker of this pool; never blocks.
+
+        The master said so (`W`), or the pool's queue or a listener's backlog
+        holds something: one `poll` with no timeout, so a worker between two
+        requests knows at once, without waiting for the master to notice.
+        """
+        return self.work_waiting or bool(self.backlogs.poll(0))
 
     def stopped(self) -> bool:
         """Whether a stop is already known (without reading the control socket)."""
