@@ -208,7 +208,8 @@ def targets(results: Results) -> list[tuple[str, str, Summary | None, bool | Non
             reference = figure(peer, workload, key)
             if reference is None:
                 continue
-            written = f"{comparison} {float(factor):g} × {SERVERS[peer].label} ({reference.median:.2f})"
+            written = (f"{comparison} {float(factor):g} times {SERVERS[peer].label} "
+                       f"({reference.median:.2f})")
             goal = reference.median * float(factor)
         met = None if summary is None else (
             summary.median >= goal if comparison == ">=" else summary.median <= goal)
