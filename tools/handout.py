@@ -195,6 +195,14 @@ def page_without_solutions(text: str, by_path: dict[str, Exercise]) -> str:
     return SOLUTION_BLOCK.sub(replace, text)
 
 
+TEACHING_TARGETS = re.compile(r"\n# Teaching:.*?tools/grade\.py[^\n]*\n", re.S)
+
+
+def makefile_without_teaching(text: str) -> str:
+    """The Makefile without its teaching targets (their tools are not in the hand-out)."""
+    return TEACHING_TARGETS.sub("", text)
+
+
 # -- the hand-out ---------------------------------------------------------------------
 
 
@@ -216,6 +224,9 @@ def make_handout(dest: Path, root: Path = ROOT) -> list[str]:
             exercise = by_path[name]
             label = f"part {exercise.part}, exercise {exercise.number}"
             target.write_text(stub_source(source.read_text(encoding="utf-8"), label),
+                              encoding="utf-8")
+        elif name == "Makefile":
+            target.write_text(makefile_without_teaching(source.read_text(encoding="utf-8")),
                               encoding="utf-8")
         elif re.fullmatch(r"docs/part\d/exercises\.md", name):
             target.write_text(page_without_solutions(source.read_text(encoding="utf-8"),

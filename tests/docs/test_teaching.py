@@ -118,6 +118,9 @@ def test_the_handout_is_a_fresh_repository_with_one_commit(handed_out: Path) -> 
     for name in handout.TEACHER_ONLY:
         assert not (handed_out / name).exists(), name
     assert (handed_out / "layer1_sockets" / "_buffered.py").is_file()
+    makefile = (handed_out / "Makefile").read_text()
+    assert "tools/grade.py" not in makefile and "handout" not in makefile
+    assert "bench-publish:" in makefile and "test: setup" in makefile  # the rest stays
 
 
 def test_no_line_of_any_solution_is_in_the_handout(handed_out: Path) -> None:

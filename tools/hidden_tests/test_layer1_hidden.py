@@ -52,10 +52,11 @@ def test_ex2_the_empty_frame_and_the_largest_length() -> None:
         stops_cleanly(program)
 
 
-@pytest.mark.parametrize("head", [b"+5\n", b" 5\n", b"5 \n", b"0x5\n", b"\n", b"abc\n"])
-def test_ex2_more_malformed_lengths(head: bytes) -> None:
+def test_ex2_more_malformed_lengths() -> None:
     with example("layer1/solutions/ex2_frames.py") as (program, port):
-        assert converse(port, head, b"hello") == b"ERROR bad length\n"
+        for head in (b"+5\n", b" 5\n", b"5 \n", b"0x5\n", b"\n", b"abc\n"):
+            # nothing follows the bad length, so closing cannot turn into a reset
+            assert converse(port, head) == b"ERROR bad length\n", head
         stops_cleanly(program)
 
 
