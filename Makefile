@@ -64,3 +64,9 @@ handout: setup
 grade: setup
 	@test -n "$(STUDENT)" || { echo "usage: make grade STUDENT=path/to/the/student/copy"; exit 2; }
 	$(BIN)/python tools/grade.py $(STUDENT)
+
+# The diffs between step programs that the chapter pages show; tests/docs/test_diffs.py
+# fails when a step program changed and its diff was not rewritten.
+.PHONY: diffs
+diffs:
+	$(PYTHON) tools/diffs.py

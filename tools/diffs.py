@@ -6,7 +6,7 @@ what changed as a unified diff, included from
 files from the programs themselves, so a diff on the site is always the
 difference between the two files as they are:
 
-    python3 tools/diffs.py           # rewrite the diff files
+    python3 tools/diffs.py           # rewrite the diff files (or: make diffs)
     python3 tools/diffs.py --check   # exit 1 if a file is missing or stale
 
 The test ``tests/docs/test_diffs.py`` runs the check.
