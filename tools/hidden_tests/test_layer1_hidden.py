@@ -130,3 +130,35 @@ def test_ex6_starttls_at_once_and_a_plain_client_served_to_the_end(
             assert conn.read() == b""
         assert converse(port, b"never\n", b"encrypted\n") == b"NEVER\nENCRYPTED\n"
         stops_cleanly(program)
+
+
+def test_ex3_a_half_line_of_a_member_who_leaves_is_never_sent() -> None:
+    with example("layer1/solutions/ex3_chat.py") as (program, port):
+        with connect(port) as one, connect(port) as two, connect(port) as three:
+            program.wait_for_line(rb"members: 3$")
+            one.sendall(b"half a li")
+            one.close()
+            program.wait_for_line(rb"member 1 left; members: 2$")
+            two.sendall(b"next\n")
+            assert receive_exactly(three, 8) == b"2: next\n"  # nothing of member 1 before it
+        stops_cleanly(program)
+
+
+def test_ex5_quit_in_pieces_and_lines_before_it_in_one_segment() -> None:
+    with example("layer1/solutions/ex5_quit.py") as (program, port):
+        assert converse(port, b"a\nb\nQU", b"IT\n") == b"A\nB\nBYE\n"
+        stops_cleanly(program)
+
+
+def test_ex6_lines_sent_with_starttls_are_answered_in_order(
+        authority: tuple[list[str], ssl.SSLContext]) -> None:
+    args, context = authority
+    with example("layer1/solutions/ex6_starttls.py", *args) as (program, port):
+        with tcpconnect("127.0.0.1", port) as conn:
+            conn.flush(b"one\ntwo\nSTARTTLS\n")  # pipelined: plain answers first
+            assert conn.read(64, b"\n") == b"ONE\n"
+            assert conn.read(64, b"\n") == b"TWO\n"
+            assert conn.read(64, b"\n") == b"READY\n"
+            conn.starttls(context, server_hostname="localhost")
+            assert conn.flush(b"three\n").read(64, b"\n") == b"THREE\n"
+        stops_cleanly(program)

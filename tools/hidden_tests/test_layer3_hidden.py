@@ -113,3 +113,37 @@ def test_ex7_exactly_the_limit_is_accepted_one_more_byte_is_not() -> None:
             assert receive_until_eof(sock).startswith(b"HTTP/1.1 413 ")
         assert request(port, "POST", "/f", body=b"")[2] == b"received 0 bytes\n"
         stops_cleanly(program)
+
+
+def test_ex7_a_small_chunked_upload_with_expect_is_invited_and_counted() -> None:
+    with serve_app("layer3/solutions/ex7_refuse_early.py") as (program, port):
+        with connect(port) as sock:
+            sock.sendall(b"PUT /f HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n"
+                         b"Expect: 100-continue\r\nConnection: close\r\n\r\n")
+            interim = b""
+            while not interim.endswith(b"\r\n\r\n"):
+                chunk = sock.recv(1)
+                assert chunk, interim
+                interim += chunk
+            assert interim == b"HTTP/1.1 100 Continue\r\n\r\n"  # no size announced: invited
+            sock.sendall(b"3\r\nabc\r\n2\r\nde\r\n0\r\n\r\n")
+            answer = receive_until_eof(sock)
+        assert answer.startswith(b"HTTP/1.1 200 ") and answer.endswith(b"received 5 bytes\n")
+        stops_cleanly(program)
+
+
+def test_ex4_a_chunked_body_counts_like_the_same_bytes_sent_whole() -> None:
+    text = "zwei Wörter\n und\tdrei  \n".encode()
+    with serve_app("layer3/solutions/ex4_wordcount.py",
+                   "--maximum-input-chunk-size", "2") as (program, port):
+        whole = request(port, "POST", "/", body=text)[2]
+        assert whole == b"2 4 %d\n" % len(text)  # as wc counts: four words
+        with connect(port) as sock:
+            sock.sendall(b"POST / HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n"
+                         b"Connection: close\r\n\r\n")
+            for index in range(0, len(text), 5):  # pieces that split the UTF-8 characters
+                piece = text[index:index + 5]
+                sock.sendall(b"%x\r\n%s\r\n" % (len(piece), piece))
+            sock.sendall(b"0\r\n\r\n")
+            assert receive_until_eof(sock).endswith(b"\r\n\r\n" + whole)
+        stops_cleanly(program)
