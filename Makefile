@@ -52,3 +52,21 @@ bench:  ## about 7 minutes; BENCH_ARGS="--quick" for a short check
 
 bench-publish:
 	$(PYTHON) bench/run.py --commit HEAD --publish $(BENCH_ARGS)
+
+# Teaching: a student hand-out without the solutions (a fresh Git repository with one
+# commit), and grading a student's copy against the exercise tests and the hidden tests.
+HANDOUT ?= ../$(notdir $(CURDIR))-handout
+.PHONY: handout grade
+
+handout: setup
+	$(BIN)/python tools/handout.py $(HANDOUT)
+
+grade: setup
+	@test -n "$(STUDENT)" || { echo "usage: make grade STUDENT=path/to/the/student/copy"; exit 2; }
+	$(BIN)/python tools/grade.py $(STUDENT)
+
+# The diffs between step programs that the chapter pages show; tests/docs/test_diffs.py
+# fails when a step program changed and its diff was not rewritten.
+.PHONY: diffs
+diffs:
+	$(PYTHON) tools/diffs.py

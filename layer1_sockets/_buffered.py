@@ -147,9 +147,11 @@ class BufferedSocket(SocketInfo):
         if self._closed:
             raise SocketClosedError("I/O on a closed socket")
 
+    # --8<-- [start:ready]
     def _ready_to_read(self) -> bool:
         """Would a read return without waiting for the kernel? (asked by `poll`)."""
         return not self._closed and self._reader.ready()
+    # --8<-- [end:ready]
 
     def _waiter(self, wait: Wait, mode: str) -> Callable[[], None]:
         def wait_once() -> None:
@@ -159,6 +161,7 @@ class BufferedSocket(SocketInfo):
 
     # -- reading -------------------------------------------------------------
 
+    # --8<-- [start:read]
     def read(self, maxlen: int | None = None, terminator: bytes | None = None) -> bytes:
         """Read until `maxlen` bytes, the terminator (included), or EOF, blocking as needed.
 
@@ -183,7 +186,9 @@ class BufferedSocket(SocketInfo):
         Moonbridge: ``socket:read(maxlen, terminator)``.
         """
         return self._read_with(self._wait_to_read, maxlen, terminator)
+    # --8<-- [end:read]
 
+    # --8<-- [start:read-nb]
     def read_nb(self, maxlen: int | None = None,
                 terminator: bytes | None = None) -> bytes | None:
         """Read what is available now, up to the same limits as `read`; never block.
@@ -216,6 +221,7 @@ class BufferedSocket(SocketInfo):
         self._check_open()
         self._writer.continue_flush()
         return self._reader.read_now(maxlen, term)
+    # --8<-- [end:read-nb]
 
     def unread(self, data: bytes) -> None:
         """Push `data` back to the front of the input: the next read returns it first.
@@ -265,6 +271,7 @@ class BufferedSocket(SocketInfo):
         """
         return self._drain_with(self._waiter(wait, "r"), maxlen, terminator)
 
+    # --8<-- [start:input]
     def _read_with(self, wait: Callable[[], object], maxlen: int | None,
                    terminator: bytes | None) -> bytes:
         count = self._input(wait, maxlen, terminator, discard=False)
@@ -293,9 +300,11 @@ class BufferedSocket(SocketInfo):
         if wait is None:
             self._writer.continue_flush()
         return self._reader.collect(wait, maxlen, term, discard)
+    # --8<-- [end:input]
 
     # -- writing -------------------------------------------------------------
 
+    # --8<-- [start:write]
     def write(self, *data: bytes | bytearray | memoryview) -> Self:
         """Queue data and send whole blocks, blocking as needed; return the socket.
 
@@ -347,6 +356,7 @@ class BufferedSocket(SocketInfo):
         """
         self._check_open()
         return self._writer.output(None, data, flush=True)
+    # --8<-- [end:write]
 
     def write_call(self, wait: Wait, *data: bytes | bytearray | memoryview) -> Self:
         """Like `write`, but call ``wait(self, "w")`` each time sending would block.

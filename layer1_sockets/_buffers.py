@@ -78,6 +78,7 @@ class InputBuffer:
         """Add received bytes at the end."""
         self._data += data
 
+    # --8<-- [start:complete]
     def complete(self, maxlen: int | None, terminator: int | None) -> int | None:
         """Length of the result that is complete now, or None if more input is needed.
 
@@ -97,6 +98,7 @@ class InputBuffer:
         if maxlen is not None and size >= maxlen:
             return maxlen
         return None
+    # --8<-- [end:complete]
 
     def unread(self, data: bytes) -> None:
         """Put `data` back in front of the unread bytes (a parser read too far).
@@ -116,6 +118,7 @@ class InputBuffer:
         self._data[:self._start] = data
         self._start = self._scanned = 0
 
+    # --8<-- [start:take]
     def take(self, count: int) -> bytes:
         """Remove and return the first `count` bytes (at most what is buffered)."""
         start = self._start
@@ -142,6 +145,7 @@ class InputBuffer:
             del self._data[:self._start]
             self._scanned = max(0, self._scanned - self._start)
             self._start = 0
+    # --8<-- [end:take]
 
 
 class OutputQueue:
@@ -169,6 +173,7 @@ class OutputQueue:
     def __len__(self) -> int:
         return self._size
 
+    # --8<-- [start:queue]
     def append(self, view: memoryview) -> None:
         """Queue the bytes of a flat byte view (copied unless it views `bytes`)."""
         count = view.nbytes
@@ -206,6 +211,7 @@ class OutputQueue:
             self._chunks.popleft()
             self._head = 0
         return sent
+    # --8<-- [end:queue]
 
     def peek_all(self) -> bytes:
         """Return a copy of everything queued (for tests and small queues)."""

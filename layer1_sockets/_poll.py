@@ -48,6 +48,7 @@ def _fd(obj: HasFileno | int) -> int:
     return obj if isinstance(obj, int) else obj.fileno()
 
 
+# --8<-- [start:poll]
 def poll(readers: Iterable[HasFileno | int] = (), writers: Iterable[HasFileno | int] = (),
          timeout: float | None = None) -> bool:
     """Wait until one of the objects is ready to read or to write.
@@ -115,8 +116,10 @@ def _poll_once(events: dict[int, int], timeout: float | None) -> bool:
         poller.register(fd, (select.POLLIN if mask & selectors.EVENT_READ else 0)
                         | (select.POLLOUT if mask & selectors.EVENT_WRITE else 0))
     return bool(poller.poll(None if timeout is None else math.ceil(max(0.0, timeout) * 1e3)))
+# --8<-- [end:poll]
 
 
+# --8<-- [start:wait-ready]
 def wait_ready(obj: HasFileno, mode: str, timeout: float | None = None) -> bool:
     """Wait until one object is ready for reading (`mode` "r") or writing ("w").
 
@@ -132,6 +135,7 @@ def wait_ready(obj: HasFileno, mode: str, timeout: float | None = None) -> bool:
     if mode == "r":
         return poll([obj], [], timeout)
     return poll([], [obj], timeout)
+# --8<-- [end:wait-ready]
 
 
 def timeref(previous: float | None = None) -> float:

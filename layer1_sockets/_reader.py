@@ -73,11 +73,14 @@ class Reader:
         self.starved = False
         self.error: OSError | None = None
 
+    # --8<-- [start:ready]
     def ready(self) -> bool:
         """Would a read return now without asking the kernel?"""
         fresh = len(self.buffer) > 0 and not self.starved
         return fresh or self.eof or self.error is not None or self.transport.pending() > 0
+    # --8<-- [end:ready]
 
+    # --8<-- [start:collect]
     def collect(self, wait: Callable[[], object] | None, maxlen: int | None,
                 terminator: int | None, discard: bool) -> int | None:
         """Gather one result.
@@ -109,7 +112,9 @@ class Reader:
             if wait is None:
                 return (dropped if discard else len(self.buffer)) or None
             wait()
+    # --8<-- [end:collect]
 
+    # --8<-- [start:read-now]
     def read_now(self, maxlen: int | None, terminator: int | None) -> bytes | None:
         """The result of a non-blocking read: bytes, `b""` at EOF, `None` if nothing came.
 
@@ -136,7 +141,9 @@ class Reader:
             self.absorb(data)
         count = self.collect(None, maxlen, terminator, discard=False)
         return None if count is None else self.take(count)
+    # --8<-- [end:read-now]
 
+    # --8<-- [start:fill]
     def fill(self) -> int | None:
         """Receive once into the buffer; bytes received, 0 at EOF, `None`: would block."""
         data = self._receive()
@@ -162,6 +169,7 @@ class Reader:
             self.buffer.append(data)
             self.starved = False
         self.eof = self.eof or eof
+    # --8<-- [end:fill]
 
     def unread(self, data: bytes) -> None:
         """Push `data` back to the front of the buffer; it is fresh input for `poll`."""

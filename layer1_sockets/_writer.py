@@ -74,6 +74,7 @@ class Writer:
         if self.error is not None:
             raise self.error
 
+    # --8<-- [start:output]
     def output(self, wait: Callable[[], object] | None, data: tuple[object, ...],
                flush: bool) -> int:
         """Queue `data`, send by the rule above; return the bytes still queued."""
@@ -106,7 +107,9 @@ class Writer:
             self.error = error
             raise
         return [view[sent:]] if sent < view.nbytes else []
+    # --8<-- [end:output]
 
+    # --8<-- [start:send]
     def send(self, wait: Callable[[], object] | None) -> None:
         """Send while the rule says so, calling `wait` when blocked (return if `None`)."""
         try:
@@ -145,6 +148,7 @@ class Writer:
             except OSError:
                 return
             self.corked = on
+    # --8<-- [end:send]
 
     def drop(self) -> None:
         """Forget everything queued (the socket is being closed or reset)."""

@@ -124,6 +124,7 @@ class Master:
 
     # --- the loop ------------------------------------------------------
 
+    # --8<-- [start:run]
     def run(self) -> ExitCode:
         """Run until the server has stopped; return the exit code."""
         try:
@@ -142,7 +143,9 @@ class Master:
             return ExitCode.RUNTIME_ERROR
         finally:
             self._cleanup()
+    # --8<-- [end:run]
 
+    # --8<-- [start:step]
     def _step(self) -> None:
         now = time.monotonic()
         self._handle_signals(now)
@@ -155,6 +158,7 @@ class Master:
         self._log_stats()
         if not self._done():
             self._poll(self._next_wakeup(now))
+    # --8<-- [end:step]
 
     def _done(self) -> bool:
         """Stopping, every held connection served or closed, and every worker reaped."""

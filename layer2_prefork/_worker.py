@@ -191,6 +191,7 @@ class Worker:
         self.max_requests = request_limit(spec.options.max_requests,
                                           spec.options.max_requests_jitter)
 
+    # --8<-- [start:run]
     def run(self) -> int:
         """Prepare, serve until told to stop, finish; return the exit status."""
         limit_memory(self.spec.options.memory_limit)
@@ -205,6 +206,7 @@ class Worker:
         with contextlib.suppress(OSError):
             self.control.sendall(encode(Kind.GOODBYE))
         return 0
+    # --8<-- [end:run]
 
     def _call(self, handler: Any) -> bool:
         """Run prepare or finish; False (traceback printed) if it raised."""

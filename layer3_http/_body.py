@@ -64,6 +64,7 @@ class BodyDecoder(Protocol):
         ...
 
 
+# --8<-- [start:length]
 class LengthDecoder:
     """Counts off a body of known length (`Content-Length`).
 
@@ -129,8 +130,10 @@ class LengthDecoder:
         self._received += len(body)
         size = self._piece_size
         return [body[start : start + size] for start in range(0, len(body), size)]
+# --8<-- [end:length]
 
 
+# --8<-- [start:body-decoder]
 def body_decoder(
     head: RequestHead, *, body_size_limit: int = 64 * 1024 * 1024, piece_size: int = 16384
 ) -> BodyDecoder:
@@ -166,3 +169,4 @@ def body_decoder(
 # Most requests have no body: they share one decoder, done from the start. It
 # cannot change (`feed` refuses, `next_read` asks for nothing), so sharing is safe.
 _NO_BODY = LengthDecoder(0)
+# --8<-- [end:body-decoder]

@@ -131,6 +131,7 @@ class ChunkedDecoder:
             return ReadHint(0, None)
         return ReadHint(self._piece_size, b"\n")
 
+    # --8<-- [start:feed]
     def feed(self, data: bytes) -> list[bytes]:
         """Add received bytes; return the body data they complete.
 
@@ -184,7 +185,9 @@ class ChunkedDecoder:
             if line is not None:
                 self._trailer_line_done(line)
         return line is not None and self._state is not _State.DONE
+    # --8<-- [end:feed]
 
+    # --8<-- [start:lines]
     def _size_line_done(self, line: bytes) -> None:
         match = _HEX.match(line)
         if match is None:
@@ -212,3 +215,4 @@ class ChunkedDecoder:
         if self._trailer_count > self._trailer_count_limit:
             raise ClientError(431, f"more than {self._trailer_count_limit} trailer fields")
         parse_field_line(line)  # checked, then discarded
+    # --8<-- [end:lines]

@@ -214,6 +214,7 @@ class HeadParser:
         """Return a read that stops at the end of the current line."""
         return ReadHint(16384, b"\n")
 
+    # --8<-- [start:feed]
     def feed(self, data: bytes) -> RequestHead | None:
         """Add received bytes and parse as far as they go.
 
@@ -243,7 +244,9 @@ class HeadParser:
         except ClientError as error:
             self._error = error
             raise
+    # --8<-- [end:feed]
 
+    # --8<-- [start:parse]
     def _parse(self, data: bytes) -> RequestHead | None:
         """The careful way: cut and check line by line, keeping what is incomplete."""
         if self._buffer is None:
@@ -281,6 +284,7 @@ class HeadParser:
         if len(self._fields) >= self._header_count_limit:
             raise ClientError(431, f"more than {self._header_count_limit} header fields")
         self._fields.append(parse_field_line(line))
+    # --8<-- [end:parse]
 
 
 def _at_least(minimum: int, **values: int) -> None:
@@ -290,6 +294,7 @@ def _at_least(minimum: int, **values: int) -> None:
             raise ValueError(f"{name} must be at least {minimum}, not {value}")
 
 
+# --8<-- [start:whole-head]
 def _whole_head(data: bytes, size_limit: int, request_line_limit: int,
                 header_count_limit: int) -> tuple[RequestHead, bytes] | None:
     """Parse a head that `data` holds whole, if it is plainly well formed.
@@ -323,8 +328,10 @@ def _whole_head(data: bytes, size_limit: int, request_line_limit: int,
     line = _RequestLine(method, target, (1, int(minor)), path[1:], mark + query, None)
     fields = [(name, value.rstrip(" \t")) for name, value in pairs]
     return _finish(line, fields, end + 4), data[end + 4:]
+# --8<-- [end:whole-head]
 
 
+# --8<-- [start:request-line]
 def _parse_request_line(line: bytes) -> _RequestLine:
     """Check `method SP request-target SP HTTP-version` (RFC 9112 section 3)."""
     text = line.decode("iso-8859-1")
@@ -346,6 +353,7 @@ def _parse_request_line(line: bytes) -> _RequestLine:
         raise ClientError(400, "request target holds a control, space or non-ASCII byte")
     path, query, authority = _split_target(method, target)
     return _RequestLine(method, target, version, path, query, authority)
+# --8<-- [end:request-line]
 
 
 def _split_target(method: str, target: str) -> tuple[str | None, str | None, str | None]:
@@ -371,6 +379,7 @@ def _split_target(method: str, target: str) -> tuple[str | None, str | None, str
     return path[1:], mark + query, authority
 
 
+# --8<-- [start:finish]
 def _finish(line: _RequestLine, fields: list[tuple[str, str]], size: int) -> RequestHead:
     """Check the head as a whole and build the `RequestHead`."""
     values: dict[str, list[str]] = {}
@@ -400,6 +409,7 @@ def _finish(line: _RequestLine, fields: list[tuple[str, str]], size: int) -> Req
         size=size,
         content_type=single_value(values.get("content-type", [])),
     )
+# --8<-- [end:finish]
 
 
 _NO_OPTIONS: frozenset[str] = frozenset()
@@ -425,6 +435,7 @@ def _check_host(version: tuple[int, int], hosts: list[str]) -> str | None:
     return hosts[0]
 
 
+# --8<-- [start:framing]
 def _body_framing(
     version: tuple[int, int], values: dict[str, list[str]]
 ) -> tuple[BodyKind, int | None]:
@@ -459,6 +470,7 @@ def _check_encodings(codings: list[str]) -> None:
         raise ClientError(400, "chunked is not the final coding, exactly once")
     if len(lowered) > 1:
         raise ClientError(501, f"transfer coding {codings[0]!r} is not implemented")
+# --8<-- [end:framing]
 
 
 def _expect_continue(version: tuple[int, int], expects: list[str]) -> bool:

@@ -131,6 +131,7 @@ class InputBuffer:
         """Return up to `size` bytes from the end without removing them."""
         return bytes(self._data[max(0, len(self._data) - size) :])
 
+    # --8<-- [start:take-line]
     def take_line(
         self, length: Limit | None = None, total: Limit | None = None, used: int = 0
     ) -> bytes | None:
@@ -190,6 +191,7 @@ class InputBuffer:
             breaks.append((total.size - used, 1, total))
         if breaks:
             raise min(breaks)[2].error()
+    # --8<-- [end:take-line]
 
 
 def is_token(text: str) -> bool:
@@ -202,6 +204,7 @@ def is_token(text: str) -> bool:
     return _TOKEN_TEXT.fullmatch(text) is not None
 
 
+# --8<-- [start:field-line]
 def parse_field_line(line: bytes) -> tuple[str, str]:
     """Split a field line into its name and value (RFC 9112 section 5).
 
@@ -235,6 +238,7 @@ def parse_field_line(line: bytes) -> tuple[str, str]:
     if _BAD_VALUE_BYTE.search(value) is not None:
         raise ClientError(400, "control character in a field value")
     return name.decode("ascii"), value.strip(_OWS).decode("iso-8859-1")
+# --8<-- [end:field-line]
 
 
 def split_outside_quotes(value: str, separator: str) -> list[str]:

@@ -397,6 +397,7 @@ class ResponseWriter:
             return self.finish()
         return self._send_pending(final=False)
 
+    # --8<-- [start:data]
     def data(self, data: bytes) -> list[bytes]:
         """Add body data (ignored but counted for HEAD).
 
@@ -426,6 +427,7 @@ class ResponseWriter:
         if self._pending_size >= self._threshold:
             return self._send_pending(final=False)
         return []
+    # --8<-- [end:data]
 
     def flush(self) -> list[bytes]:
         """Hand out all pending data, committing the head if the body has begun."""
@@ -462,6 +464,7 @@ class ResponseWriter:
         self._counted += size
         return out
 
+    # --8<-- [start:finish]
     def finish(self) -> list[bytes]:
         """End the response; return its last bytes, joined. Finishing again does nothing.
 
@@ -485,6 +488,7 @@ class ResponseWriter:
         # One string: the socket then sends it straight from here, in one call.
         # What is pending is less than `minimum_chunk_size`, so the copy is small.
         return [b"".join(out)] if len(out) > 1 else out
+    # --8<-- [end:finish]
 
     # -- framing -------------------------------------------------------------------
 
@@ -495,6 +499,7 @@ class ResponseWriter:
         head, self._info = b"".join([*self._info, _CRLF]), []
         return [head] if self._version >= (1, 1) else []  # no 1xx to HTTP/1.0 clients
 
+    # --8<-- [start:framing]
     def _send_pending(self, final: bool) -> list[bytes]:
         out = [] if self._committed else [self._commit(final)]
         if self._pending:
@@ -549,3 +554,4 @@ class ResponseWriter:
             return [b"Transfer-Encoding: chunked\r\n"]
         self._framing, self._close = Framing.CLOSE, True
         return []
+    # --8<-- [end:framing]

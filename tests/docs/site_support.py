@@ -10,6 +10,7 @@ port 0 so that tests never collide with a server a reader has running.
 from __future__ import annotations
 
 import os
+import re
 import subprocess
 import sys
 from collections.abc import Iterator
@@ -50,3 +51,15 @@ def serving(site: Path) -> Iterator[Served]:
             "--listen", "127.0.0.1:0"]
     with running(argv) as program:
         yield Served(program, program.wait_for_port())
+
+
+def chapter_titles(docs: Path = ROOT / "docs") -> dict[str, str]:
+    """The URL path and the title (the first heading) of every chapter and section page."""
+    titles = {}
+    for source in sorted(docs.glob("part[0-9]/*.md")) + sorted(docs.glob("inside/*.md")):
+        first = source.read_text(encoding="utf-8").splitlines()[0]
+        assert first.startswith("# "), source
+        url = source.relative_to(docs).with_suffix("").as_posix()
+        url = url.removesuffix("index") if url.endswith("/index") else url + "/"
+        titles[url] = re.sub(r"`([^`]*)`", r"\1", first[2:]).strip()
+    return titles
