@@ -93,6 +93,9 @@ def parser() -> argparse.ArgumentParser:
                   f"script.py[:name], default name {DEFAULT_CALLBACK!r}) or a folder.")
     cli.add_argument("target", nargs="?", help="module:callback, script.py or script.py:callback")
     cli.add_argument("--static", metavar="DIR", help="serve the files of DIR instead of a TARGET")
+    cli.add_argument("--static-dotfiles", action="store_true",
+                     help="with --static: also serve names that start with a dot (.env, .git/); "
+                          "by default they are 404")
     cli.add_argument("--wsgi", metavar="TARGET",
                      help="serve the WSGI application TARGET (module:app or script.py:app)")
     cli.add_argument("--script-name", metavar="PATH", default="",
@@ -190,6 +193,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         given = [arguments.target, arguments.static, arguments.wsgi]
         if sum(value is not None for value in given) != 1:
             raise CommandLineError("give either a TARGET or --static DIR (or --wsgi TARGET)")
+        if arguments.static_dotfiles and arguments.static is None:
+            raise CommandLineError("--static-dotfiles needs --static")
         if arguments.certfile is None and (arguments.keyfile or arguments.ca_certs):
             raise CommandLineError("--keyfile and --ca-certs need --certfile")
         options = http_options(arguments)
@@ -206,7 +211,7 @@ def _serve(arguments: argparse.Namespace, options: Options, sizes: dict[str, int
     callback: Callable[[Any], object]
     try:
         if arguments.static is not None:
-            callback = static_handler(arguments.static)
+            callback = static_handler(arguments.static, dotfiles=arguments.static_dotfiles)
         elif arguments.wsgi is not None:
             callback = wsgi_callback(load_callback(arguments.wsgi),
                                      script_name=arguments.script_name)
