@@ -49,7 +49,7 @@ from layer2_prefork import (
 from ._accesslog import configure_access_log
 from ._handler import generate_handler
 from ._options import Options
-from ._proxy import DEFAULT_TRUSTED
+from ._proxy import DEFAULT_TRUSTED, FORWARDED_HEADERS
 from ._static import static_handler
 from ._target import DEFAULT_CALLBACK, load_callback, parse_listen
 from ._tls import CLIENT_CERTS, tls_context
@@ -137,6 +137,10 @@ def parser() -> argparse.ArgumentParser:
                             default=",".join(DEFAULT_TRUSTED),
                             help="peers whose Forwarded / X-Forwarded-* headers count: "
                                  "addresses, networks, 'unix', '*' (default %(default)s)")
+    production.add_argument("--forwarded-header", choices=FORWARDED_HEADERS,
+                            default=FORWARDED_HEADERS[0],
+                            help="the one header those proxies set; the other kind is "
+                                 "ignored (default %(default)s, as nginx sets it)")
     production.add_argument("--max-requests", metavar="N", type=int,
                             help="retire a worker after N requests (then a fresh one is forked)")
     production.add_argument("--max-requests-jitter", metavar="N", type=int, default=0,
@@ -161,6 +165,7 @@ def http_options(arguments: argparse.Namespace) -> Options:
     if arguments.static_header:
         values["static_headers"] = arguments.static_header
     values["forwarded_allow_ips"] = arguments.forwarded_allow_ips
+    values["forwarded_header"] = arguments.forwarded_header
     if arguments.access_log is not None:
         values["access_log"] = arguments.access_log_format
     values["max_requests"] = arguments.max_requests
