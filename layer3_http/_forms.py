@@ -10,10 +10,11 @@ into what a handler reads:
 
 Decoding (WHATWG application/x-www-form-urlencoded, which GET forms use in
 the query too; `UrlencodedParser` decodes a body as it arrives, one field
-at a time, checking the field limit at each): fields split on `&` (not `;`), empty fields are skipped, a
-field without `=` has the value `""`, `+` is a space, `%XX` escapes are
-decoded to bytes (a `%` not followed by two hex digits stays as is), and the
-bytes are decoded as UTF-8 with `errors="replace"`.
+at a time, checking the field limit at each): fields split on `&` (not
+`;`), empty fields are skipped, a field without `=` has the value `""`,
+`+` is a space, `%XX` escapes are decoded to bytes (a `%` not followed by
+two hex digits stays as is), and the bytes are decoded as UTF-8 with
+`errors="replace"`.
 
 Cookies (RFC 6265 section 5.4 as a server sees it): pairs split on `;`,
 whitespace around names and values dropped, one pair of surrounding double
