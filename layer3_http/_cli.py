@@ -49,7 +49,7 @@ from layer2_prefork import (
 from ._accesslog import configure_access_log
 from ._handler import generate_handler
 from ._options import Options
-from ._proxy import DEFAULT_TRUSTED
+from ._proxy import DEFAULT_TRUSTED, FORWARDED_HEADERS
 from ._static import static_handler
 from ._target import DEFAULT_CALLBACK, load_callback, parse_listen
 from ._tls import CLIENT_CERTS, tls_context
@@ -100,6 +100,9 @@ def parser() -> argparse.ArgumentParser:
                   f"script.py[:name], default name {DEFAULT_CALLBACK!r}) or a folder.")
     cli.add_argument("target", nargs="?", help="module:callback, script.py or script.py:callback")
     cli.add_argument("--static", metavar="DIR", help="serve the files of DIR instead of a TARGET")
+    cli.add_argument("--static-dotfiles", action="store_true",
+                     help="with --static: also serve names that start with a dot (.env, .git/); "
+                          "by default they are 404")
     cli.add_argument("--wsgi", metavar="TARGET",
                      help="serve the WSGI application TARGET (module:app or script.py:app)")
     cli.add_argument("--script-name", metavar="PATH", default="",
@@ -145,6 +148,10 @@ def parser() -> argparse.ArgumentParser:
                             default=",".join(DEFAULT_TRUSTED),
                             help="peers whose Forwarded / X-Forwarded-* headers count: "
                                  "addresses, networks, 'unix', '*' (default %(default)s)")
+    production.add_argument("--forwarded-header", choices=FORWARDED_HEADERS,
+                            default=FORWARDED_HEADERS[0],
+                            help="the one header those proxies set; the other kind is "
+                                 "ignored (default %(default)s, as nginx sets it)")
     production.add_argument("--max-requests", metavar="N", type=int,
                             help="retire a worker after N requests (then a fresh one is forked)")
     production.add_argument("--max-requests-jitter", metavar="N", type=int, default=0,
@@ -169,6 +176,7 @@ def http_options(arguments: argparse.Namespace) -> Options:
     if arguments.static_header:
         values["static_headers"] = arguments.static_header
     values["forwarded_allow_ips"] = arguments.forwarded_allow_ips
+    values["forwarded_header"] = arguments.forwarded_header
     if arguments.access_log is not None:
         values["access_log"] = arguments.access_log_format
     values["max_requests"] = arguments.max_requests
@@ -201,6 +209,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         given = [arguments.target, arguments.static, arguments.wsgi]
         if sum(value is not None for value in given) != 1:
             raise CommandLineError("give either a TARGET or --static DIR (or --wsgi TARGET)")
+        if arguments.static_dotfiles and arguments.static is None:
+            raise CommandLineError("--static-dotfiles needs --static")
         if arguments.certfile is None and (arguments.keyfile or arguments.ca_certs):
             raise CommandLineError("--keyfile and --ca-certs need --certfile")
         options = http_options(arguments)
@@ -217,7 +227,7 @@ def _serve(arguments: argparse.Namespace, options: Options, sizes: dict[str, int
     callback: Callable[[Any], object]
     try:
         if arguments.static is not None:
-            callback = static_handler(arguments.static)
+            callback = static_handler(arguments.static, dotfiles=arguments.static_dotfiles)
         elif arguments.wsgi is not None:
             callback = wsgi_callback(load_callback(arguments.wsgi),
                                      script_name=arguments.script_name)

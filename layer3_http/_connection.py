@@ -51,7 +51,6 @@ from ._accesslog import AccessEntry
 from ._dispatch import refusal
 from ._errors import ClientError
 from ._head import HeadParser, RequestHead
-from ._input import Discard, Pull
 from ._options import Options
 from ._request import Request
 from ._response import ResponseWriter
@@ -289,17 +288,17 @@ class Connection:
         return False
 
     def _after_response(self, request: Request) -> bool:
-        """Deal with the rest of the body; return whether another request may follow."""
+        """Deal with the rest of the body; return whether another request may follow.
+
+        What the handler left unread is drained within `drain_size_limit`
+        and `drain_timeout`, whatever its sink (a form's stream handlers
+        get it), never read to its end at one byte per `stall_timeout`;
+        a body that does not end within those limits closes the connection.
+        """
         body = request.input
         keep = not request.writer.close and not self.retire
         if keep and not body.complete:
-            sink = body.sink
-            if body.abandoned or body.error is not None:
-                keep = False
-            elif sink is not None and not isinstance(sink, Discard | Pull):
-                body.read_all()  # the handler's form or stream handlers get the rest
-            else:
-                keep = body.drain()
+            keep = body.drain()  # False at once for an abandoned or failed body
         if not keep:
             self.wire.close_gently()
         return keep

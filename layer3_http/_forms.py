@@ -9,10 +9,12 @@ into what a handler reads:
   all values; an absent name gives `[]` and inserts nothing.
 
 Decoding (WHATWG application/x-www-form-urlencoded, which GET forms use in
-the query too): fields split on `&` (not `;`), empty fields are skipped, a
-field without `=` has the value `""`, `+` is a space, `%XX` escapes are
-decoded to bytes (a `%` not followed by two hex digits stays as is), and the
-bytes are decoded as UTF-8 with `errors="replace"`.
+the query too; `UrlencodedParser` decodes a body as it arrives, one field
+at a time, checking the field limit at each): fields split on `&` (not
+`;`), empty fields are skipped, a field without `=` has the value `""`,
+`+` is a space, `%XX` escapes are decoded to bytes (a `%` not followed by
+two hex digits stays as is), and the bytes are decoded as UTF-8 with
+`errors="replace"`.
 
 Cookies (RFC 6265 section 5.4 as a server sees it): pairs split on `;`,
 whitespace around names and values dropped, one pair of surrounding double
@@ -33,7 +35,14 @@ from typing import TypeVar, overload
 
 from ._errors import ClientError
 
-__all__ = ["FirstValues", "ValueLists", "parse_cookies", "parse_query", "parse_urlencoded"]
+__all__ = [
+    "FirstValues",
+    "UrlencodedParser",
+    "ValueLists",
+    "parse_cookies",
+    "parse_query",
+    "parse_urlencoded",
+]
 
 _V = TypeVar("_V")
 _T = TypeVar("_T")
@@ -45,8 +54,83 @@ def _unescape(field: bytes) -> str:
     return field.decode("utf-8", "replace")
 
 
+class UrlencodedParser:
+    """An application/x-www-form-urlencoded body parsed as it arrives.
+
+    Each complete field (up to its ``&``) is decoded at once, so what is
+    kept is the pairs so far and the one field not yet ended. The field
+    limit is checked at every field: a body of a million ``&a`` is refused
+    at field `field_limit` + 1, after reading that little of it, and
+    memory stays within a small multiple of what the limits allow.
+
+    The size of a field is bounded by the body's limit
+    (`request_body_size_limit`, checked by the body decoder before the
+    bytes get here); a field is decoded in a few copies of its size.
+
+    Args:
+        field_limit: Most fields accepted (`None`: no limit).
+
+    Raises:
+        ClientError: 413 from `feed` or `end` at the first field past the limit.
+
+    Examples:
+        >>> parser = UrlencodedParser()
+        >>> parser.feed(b"a=1&b=x+")
+        >>> parser.feed(b"y%2")
+        >>> parser.feed(b"1&&c")
+        >>> parser.end()
+        [('a', '1'), ('b', 'x y!'), ('c', '')]
+        >>> UrlencodedParser(field_limit=2).feed(b"a&b&c&")
+        Traceback (most recent call last):
+        ...
+        layer3_http._errors.ClientError: 413 Content Too Large: more than 2 form fields
+    """
+
+    __slots__ = ("_field_limit", "_pending", "pairs")
+
+    def __init__(self, *, field_limit: int | None = 10000) -> None:
+        self._field_limit = field_limit
+        self._pending: list[bytes] = []
+        self.pairs: list[tuple[str, str]] = []
+        """The fields decoded so far, in order."""
+
+    def feed(self, data: bytes) -> None:
+        """Take the next bytes of the body; decode every field they end."""
+        start = 0
+        while True:
+            end = data.find(b"&", start)
+            if end < 0:
+                break
+            if self._pending:
+                self._pending.append(data[start:end])
+                field = b"".join(self._pending)
+                self._pending = []
+            else:
+                field = data[start:end]
+            self._field(field)
+            start = end + 1
+        if start < len(data):
+            self._pending.append(data[start:] if start else data)
+
+    def end(self) -> list[tuple[str, str]]:
+        """The body is complete: decode the last field; return all pairs."""
+        if self._pending:
+            field = b"".join(self._pending)
+            self._pending = []
+            self._field(field)
+        return self.pairs
+
+    def _field(self, field: bytes) -> None:
+        if not field:
+            return  # empty fields are skipped
+        if self._field_limit is not None and len(self.pairs) >= self._field_limit:
+            raise ClientError(413, f"more than {self._field_limit} form fields")
+        name, _, value = field.partition(b"=")
+        self.pairs.append((_unescape(name), _unescape(value)))
+
+
 def parse_urlencoded(body: bytes, *, field_limit: int | None = 10000) -> list[tuple[str, str]]:
-    """Parse an application/x-www-form-urlencoded body into pairs.
+    """Parse an application/x-www-form-urlencoded body into pairs (`UrlencodedParser`).
 
     Args:
         body: The request body.
@@ -56,20 +140,16 @@ def parse_urlencoded(body: bytes, *, field_limit: int | None = 10000) -> list[tu
         `(name, value)` pairs in the order sent.
 
     Raises:
-        ClientError: 413 when there are more than `field_limit` fields.
+        ClientError: 413 when there are more than `field_limit` fields,
+            raised at the first field past it.
 
     Examples:
         >>> parse_urlencoded(b"a=1&b=x+y%21&&c&a=%E2%82%AC")
         [('a', '1'), ('b', 'x y!'), ('c', ''), ('a', '€')]
     """
-    fields = [field for field in body.split(b"&") if field]
-    if field_limit is not None and len(fields) > field_limit:
-        raise ClientError(413, f"more than {field_limit} form fields")
-    pairs = []
-    for field in fields:
-        name, _, value = field.partition(b"=")
-        pairs.append((_unescape(name), _unescape(value)))
-    return pairs
+    parser = UrlencodedParser(field_limit=field_limit)
+    parser.feed(body)
+    return parser.end()
 
 
 def parse_query(query: str | None, *, field_limit: int | None = 10000) -> list[tuple[str, str]]:

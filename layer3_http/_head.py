@@ -453,12 +453,14 @@ def _body_framing(
         return BodyKind.CHUNKED, None
     if lengths is None:
         return BodyKind.NONE, None
-    items = [item.strip(" \t") for value in lengths for item in value.split(",")]
-    if not all(_LENGTH.fullmatch(item) for item in items):
+    if len(lengths) > 1 or "," in lengths[0]:
+        # RFC 9110 8.6 lets a recipient merge identical copies or reject them;
+        # rejecting leaves nothing for a peer in front to read differently.
+        raise ClientError(400, "Content-Length repeated or a list")
+    value = lengths[0].strip(" \t")
+    if not _LENGTH.fullmatch(value):
         raise ClientError(400, "Content-Length is not 1 to 18 decimal digits")
-    if len({int(item) for item in items}) != 1:
-        raise ClientError(400, "Content-Length values disagree")
-    return BodyKind.LENGTH, int(items[0])
+    return BodyKind.LENGTH, int(value)
 
 
 def _check_encodings(codings: list[str]) -> None:

@@ -16,16 +16,19 @@ first:
 Once a sink is attached it stays; the body is read into it either *now*
 (`read_all`, which blocks, each wait bounded by `stall_timeout`) or *when
 possible* (`read_available`, called by a blocked response write, see
-`_wire`), or, once the response is done, drained (`drain`).
+`_wire`), or, once the response is done, drained (`drain`): read within
+`drain_size_limit` and `drain_timeout` into the sink (a `Pull` sink's
+pieces are dropped), whatever the sink, or the connection closes.
 
 A `Pull` sink is filled one read at a time (`read_step`) as the handler
 reads its file object; after the response the rest of such a body is
 drained like a discarded one.
 
 `Expect: 100-continue` is honoured lazily: the interim ``100 Continue``
-goes out just before the first body byte is needed. A body nobody asked
+goes out just before the handler reads the first body byte (`read_all`,
+`read_step`), never for a blocked write or a drain. A body nobody asked
 for is never invited: if the response starts first, the client is told
-nothing and the connection closes after the response (`abandon`).
+nothing and the connection closes after the response.
 
 Invariants: the decoder never reads past the body, so the next pipelined
 request stays in the socket's buffer; a `ClientError` in the body is
@@ -343,15 +346,21 @@ class RequestInput:
             self._error = error
 
     def drain(self) -> bool:
-        """After the response: discard the rest of an unread body, within limits.
+        """After the response: read the rest of the body, within limits.
 
-        Bounded by `drain_timeout` and `drain_size_limit`.
+        Bounded by `drain_timeout` and `drain_size_limit`. The pieces go to
+        the sink (a form's stream handlers get the rest of their fields),
+        except to a `Pull` sink, whose reader is gone: they are dropped.
 
         Returns:
             `True` if the body ended in time (the connection may be reused).
+
+        Raises:
+            OSError: The connection failed.
         """
         if self._abandoned or self._error is not None or self._continue_pending:
             return False
+        sink = None if isinstance(self._sink, Pull) else self._sink
         options = self._options
         deadline = None if options.drain_timeout is None else (
             time.monotonic() + options.drain_timeout)
@@ -367,7 +376,12 @@ class RequestInput:
                 budget -= len(data)
                 if not data or budget < 0:
                     return False
-                self._decoder.feed(data)
-        except ClientError:
+                for piece in self._decoder.feed(data):
+                    if sink is not None:
+                        sink.feed(piece)
+            if self._sink is not None:
+                self._end(quiet=True)
+        except ClientError as error:
+            self._error = error
             return False
-        return True
+        return self._error is None

@@ -33,7 +33,7 @@ from dataclasses import dataclass, field, fields
 from typing import Any, TypeAlias
 
 from ._accesslog import AccessLog
-from ._proxy import DEFAULT_TRUSTED, TrustedProxies
+from ._proxy import DEFAULT_TRUSTED, FORWARDED_HEADERS, TrustedProxies
 
 __all__ = [
     "Options",
@@ -217,6 +217,10 @@ class Options:
             ``X-Forwarded-*`` headers are believed (see `TrustedProxies`):
             IP addresses, networks, ``unix`` for Unix socket peers, ``*``
             for all; a comma-separated string or a list.
+        forwarded_header: The header those proxies set, the only one
+            believed: ``"X-Forwarded-For"`` (with ``X-Forwarded-Proto``, as
+            nginx sets them) or ``"Forwarded"`` (RFC 7239). The other kind
+            is ignored, since a proxy passes it through from its client.
         access_log: One line per request on the logger
             ``layer3_http.access``: an `AccessLog`, a format, ``"common"``,
             ``"combined"``, or `None` for none.
@@ -274,6 +278,7 @@ class Options:
     drain_size_limit: int = 1 * MiB
     park_linger: float | None = 0.02
     forwarded_allow_ips: Any = DEFAULT_TRUSTED
+    forwarded_header: str = FORWARDED_HEADERS[0]
     access_log: Any = None
     tls: ssl.SSLContext | None = None
     max_requests: int | None = None
@@ -285,7 +290,7 @@ class Options:
     """The static headers encoded once, as they go into every response head."""
     trusted_proxies: TrustedProxies = field(default=TrustedProxies(DEFAULT_TRUSTED), init=False,
                                             repr=False, compare=False)
-    """`forwarded_allow_ips` compiled."""
+    """`forwarded_allow_ips` and `forwarded_header` compiled."""
 
     def __post_init__(self) -> None:
         pairs = normalize_static_headers(self.static_headers)
@@ -312,8 +317,9 @@ class Options:
 
     def _check_production(self) -> None:
         """Check and normalize the options for proxies, logs, TLS and recycling."""
-        trusted = TrustedProxies(self.forwarded_allow_ips)
+        trusted = TrustedProxies(self.forwarded_allow_ips, self.forwarded_header)
         object.__setattr__(self, "forwarded_allow_ips", trusted.items)
+        object.__setattr__(self, "forwarded_header", trusted.header)
         object.__setattr__(self, "trusted_proxies", trusted)
         log = self.access_log
         if isinstance(log, str):

@@ -3,8 +3,10 @@
 `FormSink` is the sink (see `_input`) that turns a form body into fields.
 It knows the two form encodings browsers send:
 
-* ``application/x-www-form-urlencoded``: the body is collected (it is
-  bounded by `request_body_size_limit`) and parsed at its end;
+* ``application/x-www-form-urlencoded``: the body goes through the
+  streaming `UrlencodedParser` piece by piece, which decodes each field
+  as it ends and refuses the field past the limit at once (413), so a
+  flood of tiny fields costs no more memory than the fields allowed;
 * ``multipart/form-data``: the body goes through the streaming
   `MultipartParser` piece by piece; each part is either collected into
   memory (a field value) or, when a stream handler was registered for its
@@ -19,8 +21,9 @@ A stream handler is called as the reference prescribes::
     callback(chunk)                   # zero or more times, never empty
     callback()                        # the end of the part
 
-Invariants: memory holds at most one piece, the parser's small window and
-the fields that are collected (never a streamed part); exact name
+Invariants: memory holds at most one piece, the parser's small window (or
+the urlencoded field not yet ended) and the fields that are collected
+(never a streamed part); exact name
 registrations win over patterns, patterns are tried in registration order;
 the multipart parser is made at the first byte, so a bad `Content-Type`
 shows only when the body is read.
@@ -35,7 +38,7 @@ import re
 from dataclasses import dataclass
 from typing import Protocol
 
-from ._forms import parse_urlencoded
+from ._forms import UrlencodedParser
 from ._multipart import (
     MultipartEnd,
     MultipartParser,
@@ -137,7 +140,7 @@ class FormSink:
         self._streams = streams or {}
         self._patterns = patterns or []
         self._piece_size = piece_size
-        self._collected: list[bytes] = []
+        self._urlencoded = UrlencodedParser() if self.kind == URLENCODED else None
         self._parser: MultipartParser | None = None
         self._part: _Part | None = None
         self._received = 0
@@ -155,11 +158,12 @@ class FormSink:
         """Take the next piece of the body.
 
         Raises:
-            ClientError: The multipart body or its `Content-Type` is malformed.
+            ClientError: The multipart body or its `Content-Type` is malformed,
+                or the form has too many fields (413).
         """
         self._received += len(piece)
-        if self.kind == URLENCODED:
-            self._collected.append(piece)
+        if self._urlencoded is not None:
+            self._urlencoded.feed(piece)
         elif self.kind == MULTIPART:
             if self._parser is None:
                 self._parser = MultipartParser.from_content_type(
@@ -173,9 +177,9 @@ class FormSink:
         Raises:
             ClientError: The multipart body ended before its final delimiter.
         """
-        if self.kind == URLENCODED:
-            self.params = parse_urlencoded(b"".join(self._collected))
-            self._collected = []
+        if self._urlencoded is not None:
+            self.params = self._urlencoded.end()
+            self._urlencoded = None
             self._route_urlencoded()
         elif self.kind == MULTIPART and self._received:
             assert self._parser is not None

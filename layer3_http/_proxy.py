@@ -5,7 +5,12 @@ the socket's peer is the proxy; the proxy says who its client was in
 request headers: ``Forwarded`` (RFC 7239, ``for=`` and ``proto=``) or
 the older ``X-Forwarded-For`` and ``X-Forwarded-Proto``. Anybody can send
 those headers, so they count only when the peer that sent them is trusted
-(`TrustedProxies`, the ``forwarded_allow_ips`` option).
+(`TrustedProxies`, the ``forwarded_allow_ips`` option), and only the kind
+that the proxy sets (the ``forwarded_header`` option): a proxy passes the
+other kind on as its client sent it. nginx, as the Deployment page sets it
+up, appends to ``X-Forwarded-For`` and passes a client's ``Forwarded``
+through untouched, so ``X-Forwarded-For`` is the default and a
+``Forwarded`` line is then ignored, whatever it says.
 
 The rule (the one nginx's ``real_ip_recursive`` follows): each proxy
 appends the address of its own peer, so the list is read from the right.
@@ -17,7 +22,8 @@ leftmost, when all are trusted). An entry that is not an IP address
 The scheme is the ``proto`` that the last believed proxy gave; with
 ``X-Forwarded-Proto`` the values pair with the ``X-Forwarded-For``
 entries when both lists have the same length, otherwise only the last
-value is used. ``Forwarded`` wins when a request carries both kinds.
+value is used. With ``forwarded_header="Forwarded"``, the ``for=`` and
+``proto=`` of its elements play these parts and ``X-Forwarded-*`` is ignored.
 
 Everything here is pure: header values in, an `Origin` out, no sockets.
 
@@ -34,10 +40,14 @@ from dataclasses import dataclass
 
 from ._lines import split_list, split_outside_quotes, unquote
 
-__all__ = ["DEFAULT_TRUSTED", "Origin", "TrustedProxies", "canonical_address"]
+__all__ = ["DEFAULT_TRUSTED", "FORWARDED_HEADERS", "Origin", "TrustedProxies",
+           "canonical_address"]
 
 DEFAULT_TRUSTED = ("127.0.0.1", "::1", "unix")
 """Trusted by default: the loopback addresses and Unix socket peers."""
+
+FORWARDED_HEADERS = ("X-Forwarded-For", "Forwarded")
+"""The headers a trusted proxy may be said to set; the first is the default."""
 
 Network = ipaddress.IPv4Network | ipaddress.IPv6Network
 
@@ -94,9 +104,13 @@ class TrustedProxies:
             networks (``10.0.0.0/8``), ``unix`` (peers on a Unix socket),
             or ``*`` (every peer: only when nothing can reach the server
             but the proxy).
+        header: The header the trusted proxies set: ``"X-Forwarded-For"``
+            (with ``X-Forwarded-Proto``; nginx's ``$proxy_add_x_forwarded_for``)
+            or ``"Forwarded"`` (RFC 7239), in any case. The other kind is
+            ignored: a proxy passes it on as its client wrote it.
 
     Raises:
-        ValueError: An item is none of these.
+        ValueError: An item is none of these, or `header` is neither.
 
     Examples:
         >>> trusted = TrustedProxies("127.0.0.1, 10.0.0.0/8")
@@ -105,9 +119,17 @@ class TrustedProxies:
         >>> trusted.resolve("127.0.0.1", 5000, False,
         ...                 [("X-Forwarded-For", "192.0.2.7"), ("X-Forwarded-Proto", "https")])
         Origin(address='192.0.2.7', port=None, scheme='https', peer='127.0.0.1')
+        >>> trusted.resolve("127.0.0.1", 5000, False, [("Forwarded", "for=127.0.0.1")]).address
+        '127.0.0.1'
     """
 
-    def __init__(self, spec: str | Iterable[str]) -> None:
+    def __init__(self, spec: str | Iterable[str], header: str = FORWARDED_HEADERS[0]) -> None:
+        chosen = [name for name in FORWARDED_HEADERS if isinstance(header, str)
+                  and name.lower() == header.strip().lower()]
+        if not chosen:
+            raise ValueError(f"forwarded_header must be one of {', '.join(FORWARDED_HEADERS)}, "
+                             f"not {header!r}")
+        self.header: str = chosen[0]
         items = spec.split(",") if isinstance(spec, str) else list(spec)
         self.items: tuple[str, ...] = ()
         self.networks: tuple[Network, ...] = ()
@@ -133,6 +155,8 @@ class TrustedProxies:
         self.networks = tuple(networks)
 
     def __repr__(self) -> str:
+        if self.header != FORWARDED_HEADERS[0]:
+            return f"TrustedProxies({','.join(self.items)!r}, header={self.header!r})"
         return f"TrustedProxies({','.join(self.items)!r})"
 
     def trusts(self, address: str | None) -> bool:
@@ -163,7 +187,7 @@ class TrustedProxies:
         origin = Origin(peer, peer_port, "https" if tls else "http", peer)
         if not self.trusts(peer):
             return origin
-        hops, last_proto = _hops(fields)
+        hops, last_proto = _hops(fields, forwarded=self.header == "Forwarded")
         if not hops:
             return Origin(peer, peer_port, last_proto or origin.scheme, peer)
         address, port, scheme = peer, peer_port, origin.scheme
@@ -177,21 +201,25 @@ class TrustedProxies:
         return Origin(address, port, scheme, peer)
 
 
-def _hops(fields: Sequence[tuple[str, str]]) -> tuple[list[_Hop], str | None]:
-    """The forwarding hops, leftmost (the client) first, and a proto without a hop."""
-    forwarded: list[str] = []
+def _hops(fields: Sequence[tuple[str, str]], *,
+          forwarded: bool) -> tuple[list[_Hop], str | None]:
+    """The forwarding hops, leftmost (the client) first, and a proto without a hop.
+
+    Only ``Forwarded`` is read when `forwarded` is true, else only ``X-Forwarded-*``.
+    """
+    elements: list[str] = []
     chain: list[str] = []
     protos: list[str] = []
     for name, value in fields:
         lower = name.lower()
         if lower == "forwarded":
-            forwarded.extend(split_list(value))
+            elements.extend(split_list(value))
         elif lower == "x-forwarded-for":
             chain.extend(split_list(value))
         elif lower == "x-forwarded-proto":
             protos.extend(split_list(value))
     if forwarded:
-        return [_forwarded_hop(element) for element in forwarded], None
+        return [_forwarded_hop(element) for element in elements], None
     proto_values = [_proto(item) for item in protos]
     if len(proto_values) != len(chain):
         proto_values = [None] * len(chain)

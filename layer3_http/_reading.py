@@ -14,7 +14,9 @@ attaches the matching sink, see `_input`):
   that reads the body as the handler reads it, piece by piece; this is
   WSGI's ``wsgi.input``;
 * nothing: when the response starts, `Request` takes the form in
-  automatically (`adopt_form`), or discards a body of another type.
+  automatically (`adopt_form`), or discards a body of another type; after
+  the response, what has not arrived is drained under the drain limits,
+  never waited for at `stall_timeout` per byte.
 
 What is refused, with `RequestAPIError`: registering a form-field stream
 handler once the body is being processed; streaming or keeping the raw
@@ -182,21 +184,24 @@ class BodyReader:
         """Use `form`, already attached to the input by the automatic start."""
         self._form = form
 
-    def start(self, send_continue: Callable[[], None], close: Callable[[], None]) -> None:
+    def start(self, close: Callable[[], None]) -> None:
         """The response starts and nobody chose what to do with the body.
 
-        A form is parsed (with ``100 Continue`` if the client waits for it);
-        any other body is discarded, or, when the client still waits for
-        ``100 Continue``, never invited: `close` makes the connection close
-        after the response.
+        A form goes to the form parser, as far as it arrives while the
+        response is written (a handler may still read `post_params` after
+        `send_status`); any other body is discarded. A body the client
+        holds back until ``100 Continue`` is never invited: no
+        ``100 Continue`` goes out unless the handler reads the body, and
+        `close` makes the connection close after the response. What is
+        left of the body after the response is drained within
+        `drain_size_limit` and `drain_timeout`, or the connection closes.
         """
         form = None if self.content_type is None else self.new_form()  # None: not a form
         if form is not None and form.wanted:
             self.adopt_form(form)
             self._input.attach(form, quiet=True)
             if self._input.continue_pending:
-                self._input.note_continue_sent()
-                send_continue()
+                close()  # not invited: the client may never send it
         elif self._input.continue_pending:
             self._input.abandon()  # never invite a body nobody wants
             close()

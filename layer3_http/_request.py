@@ -16,12 +16,14 @@ arrived. Stream handlers for form fields must be registered before the
 body is processed. Then it answers: `send_status`, any `send_header`,
 `send_data` as often as it likes, and `finish` (called for it when it
 returns). Starting the response starts body processing too, unless
-`defer_reading` was called: form bodies are then parsed into `post_params`,
-any other body is discarded, and while the response is written the body is
+`defer_reading` was called: form bodies then go to the form parser, any
+other body is discarded, and while the response is written the body is
 read whenever a write would block, so a client that sends everything
-before it reads cannot deadlock the server. After the response the
-connection decides, from what is left of the body, whether it can serve
-the next request (see `_connection`).
+before it reads cannot deadlock the server. After the response, what is
+left of the body is drained within `drain_size_limit` and `drain_timeout`
+(fed to the form parser, so its stream handlers see it), or the connection
+closes (see `_connection`); a handler that needs the form reads it before
+it answers. ``100 Continue`` goes out only when the handler reads the body.
 
 Invariants: a failed read or write on the connection sets `faulty` and
 raises the `OSError`; every later use of the object raises
@@ -352,7 +354,7 @@ class Request(HeadViews):
         if parts:
             self._send(parts, flush=False)
         if self._writer.final_status_given and not self._deferred and self._input.sink is None:
-            self._reader.start(self._send_continue, self._writer.close_after_finish)
+            self._reader.start(self._writer.close_after_finish)
 
     def send_header(self, name: str, value: str | int) -> None:
         """Add a response header field (after `send_status`, before any data).

@@ -6,9 +6,13 @@
   a segment that decodes to ``.``, ``..``, or holds ``/``, ``\\`` or NUL
   is refused, and the real path (symbolic links resolved) must lie inside
   the real `root`, so no request reaches a file outside the folder;
+* a segment that starts with a dot (``.env``, ``.git``, ``.htpasswd``) is
+  refused too, unless `dotfiles` allows it: such files hold secrets far
+  more often than pages;
 * a folder is answered with its ``index.html``; asked for without its
   trailing slash, it is first redirected (301) to the URL with one, so
-  relative links in the page work;
+  relative links in the page work; the ``Location`` starts with exactly
+  one ``/`` (``//name/`` would name another host);
 * `Content-Type` comes from the file name (`mimetypes`); `Last-Modified`
   and a strong `ETag` (from size and modification time) let clients
   revalidate: ``If-None-Match`` (preferred) or ``If-Modified-Since`` give
@@ -16,6 +20,10 @@
 * ``Range: bytes=...`` with a single range gives 206 Partial Content with
   `Content-Range` (416 when it lies past the end); several ranges, or a
   stale ``If-Range``, give the whole file (200), which RFC 9110 allows;
+  a position of more than 18 digits (leading zeros aside) is past the end
+  of any file: as a first position it is 416, as a last position the end
+  of the file, as a suffix length the whole file (RFC 9110 section 14.1.2),
+  so no number is ever converted whole;
 * the bytes go out with ``os.sendfile`` when the connection allows it
   (see `Request.send_file`).
 
@@ -43,6 +51,8 @@ __all__ = ["static_handler"]
 
 _RANGE = re.compile(r"bytes=([0-9]*)-([0-9]*)")
 _BAD_SEGMENT = re.compile(r"[/\\\x00]")
+_DIGITS = 18  # a byte position past 18 digits (10**18 bytes) lies past the end of any file
+_PAST_ANY_END = 10**_DIGITS
 
 
 class _Refused(Exception):
@@ -51,13 +61,17 @@ class _Refused(Exception):
         self.status = status
 
 
-def static_handler(root: str | os.PathLike[str], *,
-                   index: str = "index.html") -> Callable[[Request], None]:
+def static_handler(root: str | os.PathLike[str], *, index: str = "index.html",
+                   dotfiles: bool = False) -> Callable[[Request], None]:
     """Return a callback serving the files below `root`.
 
     Args:
         root: The folder to serve (it must exist).
         index: The file that answers for a folder.
+        dotfiles: Serve files and folders whose name starts with a dot
+            (``.env``, ``.git/``, ``.well-known/``); by default a path with
+            such a segment is 404, like a missing file
+            (``--static-dotfiles`` on the command line).
 
     Raises:
         ValueError: `root` is not a folder.
@@ -76,12 +90,13 @@ def static_handler(root: str | os.PathLike[str], *,
             _plain(request, "405 Method Not Allowed", ("Allow", "GET, HEAD"))
             return
         try:
-            path = _locate(base, request.path or "", index)
+            path = _locate(base, request.path or "", index, dotfiles)
         except _Refused as refused:
             _plain(request, refused.status)
             return
         if isinstance(path, tuple):
-            location = "/" + path[0] + (request.query or "")
+            # One leading slash: "//name/" would be a network-path reference (another host).
+            location = "/" + path[0].lstrip("/") + (request.query or "")
             _plain(request, "301 Moved Permanently", ("Location", location))
             return
         _serve_file(request, path)
@@ -90,7 +105,7 @@ def static_handler(root: str | os.PathLike[str], *,
     return serve_static
 
 
-def _locate(base: str, raw_path: str, index: str) -> str | tuple[str]:
+def _locate(base: str, raw_path: str, index: str, dotfiles: bool) -> str | tuple[str]:
     """Return the file to serve, or `(path + "/",)` when a folder needs its slash.
 
     Raises:
@@ -106,6 +121,8 @@ def _locate(base: str, raw_path: str, index: str) -> str | tuple[str]:
             raise _Refused("400 Bad Request")
         if segment in (".", "..") or _BAD_SEGMENT.search(segment):
             raise _Refused("404 Not Found")
+        if segment.startswith(".") and not dotfiles:
+            raise _Refused("404 Not Found")  # .env, .git/config: secrets, as a rule
         segments.append(segment)
     wanted = os.path.realpath(os.path.join(base, *segments))
     if os.path.commonpath([base, wanted]) != base:
@@ -117,7 +134,7 @@ def _locate(base: str, raw_path: str, index: str) -> str | tuple[str]:
     if stat.S_ISDIR(info.st_mode):
         if raw_path and not raw_path.endswith("/"):
             return (raw_path + "/",)
-        return _locate(base, raw_path + index, index)
+        return _locate(base, raw_path + index, index, dotfiles)
     if not stat.S_ISREG(info.st_mode):
         raise _Refused("404 Not Found")
     return wanted
@@ -198,14 +215,25 @@ def _byte_range(request: Request, etag: str, modified: str,
     if match is None or (not match[1] and not match[2]):
         return None  # several ranges, or not a byte range: the whole file
     if not match[1]:
-        length = int(match[2])
+        length = _position(match[2])
         if length == 0 or size == 0:
             return "unsatisfiable"
         return max(size - length, 0), size
-    start = int(match[1])
-    end = int(match[2]) + 1 if match[2] else size
+    start = _position(match[1])
+    end = _position(match[2]) + 1 if match[2] else size
     if end <= start and match[2]:
         return None  # last < first: invalid, ignored
     if start >= size:
         return "unsatisfiable"
     return start, min(end, size)
+
+
+def _position(digits: str) -> int:
+    """A byte position or length, at most `_PAST_ANY_END` (never a conversion of 4300 digits).
+
+    Examples:
+        >>> _position("0042"), _position("9" * 5000) == _PAST_ANY_END
+        (42, True)
+    """
+    digits = digits.lstrip("0")
+    return int(digits or "0") if len(digits) <= _DIGITS else _PAST_ANY_END

@@ -401,6 +401,8 @@ AMBIGUOUS = {
     "plus-CL": (b"Content-Length: +5", b"hello", 400),
     "CL-disagree": (b"Content-Length: 5, 6", b"hello", 400),
     "CL-twice-disagree": (b"Content-Length: 5\r\nContent-Length: 6", b"hello", 400),
+    "CL-list-agrees": (b"Content-Length: 5, 5", b"hello", 400),
+    "CL-twice-agree": (b"Content-Length: 5\r\nContent-Length: 5", b"hello", 400),
     "bad-chunk-size": (b"Transfer-Encoding: chunked", b"zz\r\nhello\r\n0\r\n\r\n", 400),
     "chunk-without-CRLF": (b"Transfer-Encoding: chunked", b"5\r\nhelloX0\r\n\r\n", 400),
     "too-large": (b"Content-Length: 67108865", b"", 413),
@@ -418,15 +420,6 @@ def test_step03_ambiguous_framing_is_refused(request: pytest.FixtureRequest, ser
         client.send(b"POST / HTTP/1.1\r\nHost: x\r\n" + fields + b"\r\n\r\n", body)
         assert client.read_response().status == status
         assert client.at_eof()  # a framing error always ends the connection
-
-
-@pytest.mark.parametrize("server", BODY_SERVERS)
-def test_step03_repeated_equal_content_lengths_are_one(request: pytest.FixtureRequest,
-                                                       server: str) -> None:
-    _, port = request.getfixturevalue(server)
-    response = exchange(port, b"POST / HTTP/1.1\r\nHost: x\r\nContent-Length: 5, 5\r\n"
-                              b"Content-Length: 5\r\n\r\nhello")
-    assert response.body == received(b"hello")
 
 
 @pytest.mark.parametrize("server", BODY_SERVERS)

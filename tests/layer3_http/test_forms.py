@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import doctest
+import tracemalloc
 import urllib.parse
 
 import pytest
@@ -13,6 +14,7 @@ from layer3_http import _forms
 from layer3_http._errors import ClientError
 from layer3_http._forms import (
     FirstValues,
+    UrlencodedParser,
     ValueLists,
     parse_cookies,
     parse_query,
@@ -54,6 +56,73 @@ def test_field_limit_at_and_one_past() -> None:
     assert len(parse_urlencoded(b"x&" * 20000, field_limit=None)) == 20000
     with pytest.raises(ClientError):
         parse_query("?a&b&c", field_limit=2)
+
+
+def parse_in_pieces(body: bytes, cuts: list[int], field_limit: int | None = 10000,
+                    ) -> list[tuple[str, str]]:
+    parser = UrlencodedParser(field_limit=field_limit)
+    start = 0
+    for cut in sorted(cuts):
+        parser.feed(body[start:cut])
+        start = cut
+    parser.feed(body[start:])
+    return parser.end()
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.binary(max_size=40).map(lambda data: data.replace(b"\x00", b"&")),
+       st.lists(st.integers(0, 40), max_size=6))
+def test_the_stream_parser_gives_the_same_pairs_whatever_the_cuts(
+        body: bytes, cuts: list[int]) -> None:
+    assert parse_in_pieces(body, cuts) == parse_urlencoded(body)
+
+
+def test_the_stream_parser_refuses_at_the_first_field_past_the_limit() -> None:
+    parser = UrlencodedParser(field_limit=3)
+    parser.feed(b"a&b&c")  # the third field is not ended yet
+    parser.feed(b"&")
+    with pytest.raises(ClientError) as caught:
+        parser.feed(b"d&")
+    assert caught.value.status == 413
+    assert [name for name, _ in parser.pairs] == ["a", "b", "c"]
+    at_the_end = UrlencodedParser(field_limit=1)
+    at_the_end.feed(b"a&b")
+    with pytest.raises(ClientError):
+        at_the_end.end()
+
+
+def test_a_flood_of_empty_fields_is_refused_early_in_little_memory() -> None:
+    piece = b"&a" * 8192  # 16 KiB pieces, as the body decoder hands them
+    parser = UrlencodedParser()
+    fed = 0
+    tracemalloc.start()
+    try:
+        with pytest.raises(ClientError) as caught:
+            for _ in range(4096):  # a 64 MiB body, if it were all read
+                parser.feed(piece)
+                fed += len(piece)
+        _, peak = tracemalloc.get_traced_memory()
+    finally:
+        tracemalloc.stop()
+    assert caught.value.status == 413
+    assert fed < 2 * len(piece)  # refused within the second piece (field 10001)
+    assert peak < 4 * 1024 * 1024, peak  # 10000 short pairs, not 64 MiB of splits
+
+
+def test_a_big_field_costs_a_few_copies_of_itself() -> None:
+    size = 8 * 1024 * 1024
+    parser = UrlencodedParser()
+    tracemalloc.start()
+    try:
+        parser.feed(b"big=")
+        for _ in range(size // 16384):
+            parser.feed(b"x" * 16384)
+        parser.feed(b"&small=1")
+        _, peak = tracemalloc.get_traced_memory()
+    finally:
+        tracemalloc.stop()
+    assert parser.end() == [("big", "x" * size), ("small", "1")]
+    assert peak < 5 * size, peak
 
 
 TEXT = st.text(st.characters(exclude_categories=["Cs"]), max_size=12)

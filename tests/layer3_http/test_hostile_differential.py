@@ -68,6 +68,8 @@ WE_REFUSE: dict[str, str] = {
                         "before ';'",
     "chunk-size-long": "RFC 9112 7.1: recipients MUST prevent overflow; more than 16 "
                        "hex digits are refused",
+    "cl-repeated": "RFC 9110 8.6: identical repeated Content-Length values MUST either "
+                   "be rejected as invalid or replaced by one; we reject them",
 }
 WE_ACCEPT: dict[str, str] = {
     "leading-empty-lines": "RFC 9112 2.2: a server SHOULD ignore at least one empty "
@@ -263,7 +265,8 @@ def framings(draw: st.DrawFn, plan: Plan, version: str) -> tuple[list[bytes], by
     if plan.chosen & {"te-and-cl", "te-http10", "te-empty-items", "te-unsupported"} or any(
             name.startswith("chunk") for name in plan.chosen):
         kind = "chunked"
-    if kind == "length" or plan.chosen & {"cl-huge", "cl-disagree", "cl-not-digits"}:
+    if kind == "length" or plan.chosen & {"cl-huge", "cl-disagree", "cl-not-digits",
+                                          "cl-repeated"}:
         value = str(len(body)).rjust(pick(draw, 1, 1, 3), "0").encode()
         if plan.wants("cl-huge"):
             value = b"1" + b"0" * draw(integers(18, 19))
@@ -272,8 +275,11 @@ def framings(draw: st.DrawFn, plan: Plan, version: str) -> tuple[list[bytes], by
         lines = [b"Content-Length: " + value]
         if plan.wants("cl-disagree"):
             lines.append(b"Content-Length: 1" + value)
-        elif draw(integers(0, 5)) == 0:
-            lines.append(pick(draw, b"Content-Length: ", b"Content-Length:  ") + value)
+        elif plan.wants("cl-repeated"):
+            if draw(BOOLEANS):
+                lines.append(pick(draw, b"Content-Length: ", b"Content-Length:  ") + value)
+            else:
+                lines[0] += pick(draw, b", ", b",") + value
         return lines, body
     if kind == "chunked":
         coding = pick(draw, b"chunked", b"Chunked", b"CHUNKED")
@@ -446,6 +452,8 @@ DISAGREEMENTS: dict[str, bytes] = {
     "leading-empty-lines": b"\r\nGET / HTTP/1.1\r\nHost: a\r\n\r\n",
     "te-empty-items": CHUNKED_HEAD.replace(b": chunked", b": , chunked") + b"0\r\n\r\n",
     "chunk-extension-space": CHUNKED_HEAD + b"1 ;a\r\na\r\n0\r\n\r\n",
+    "cl-repeated": b"POST / HTTP/1.1\r\nHost: a\r\nContent-Length: 1\r\n"
+                   b"Content-Length: 1\r\n\r\na",
 }
 
 

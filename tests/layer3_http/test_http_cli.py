@@ -139,6 +139,8 @@ def test_logfile_option(tmp_path: Path) -> None:
     (("no_such_module_here:app",), b"no such module"),
     ((f"{TEST_APP}:missing",), b"has no callable 'missing'"),
     (("--no-such-option",), b"unrecognized arguments"),
+    ((str(TEST_APP), "--static-dotfiles"), b"--static-dotfiles needs --static"),
+    ((str(TEST_APP), "--forwarded-header", "X-Real-IP"), b"invalid choice"),
 ])
 def test_command_line_mistakes_exit_1(args: tuple[str, ...], message: bytes) -> None:
     result = run_quick(*args)
@@ -164,6 +166,7 @@ def test_a_port_in_use_exits_3() -> None:
 def test_help_lists_the_options() -> None:
     result = run_quick("--help")
     assert result.returncode == 0
-    for option in (b"--listen", b"--static", b"--workers", b"--pre-fork", b"--idle-timeout",
+    for option in (b"--listen", b"--static", b"--static-dotfiles", b"--forwarded-header",
+                   b"--workers", b"--pre-fork", b"--idle-timeout",
                    b"--pidfile", b"--logfile", b"--background"):
         assert option in result.stdout

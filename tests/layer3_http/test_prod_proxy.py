@@ -42,12 +42,10 @@ Fields = list[tuple[str, str]]
     # garbage stops the walk at the last believable hop
     ("127.0.0.1", [("X-Forwarded-For", "not-an-ip, 10.0.0.3")], ("10.0.0.3", None, "http")),
     ("127.0.0.1", [("X-Forwarded-For", "<script>")], ("127.0.0.1", 5000, "http")),
-    # RFC 7239 Forwarded, with ports, IPv6 and quoting; it wins over X-Forwarded-For
-    ("127.0.0.1", [("Forwarded", 'for="[2001:db8::17]:4711";proto=https;by=_proxy'),
-                   ("X-Forwarded-For", "192.0.2.99")], ("2001:db8::17", 4711, "https")),
-    ("127.0.0.1", [("Forwarded", "for=192.0.2.60:8080;proto=http, for=10.0.0.3")],
-     ("192.0.2.60", 8080, "http")),
-    ("127.0.0.1", [("Forwarded", "for=unknown")], ("127.0.0.1", 5000, "http")),
+    # a client's own Forwarded, passed through by the proxy, is not believed
+    ("127.0.0.1", [("Forwarded", "for=127.0.0.1;proto=https"),
+                   ("X-Forwarded-For", "192.0.2.7")], ("192.0.2.7", None, "http")),
+    ("127.0.0.1", [("Forwarded", "for=192.0.2.99")], ("127.0.0.1", 5000, "http")),
     # a proto alone (no address list) from a trusted peer
     ("127.0.0.1", [("X-Forwarded-Proto", "HTTPS")], ("127.0.0.1", 5000, "https")),
     ("127.0.0.1", [("X-Forwarded-Proto", "gopher")], ("127.0.0.1", 5000, "http")),
@@ -58,6 +56,32 @@ def test_resolve(peer: str, fields: Fields, expected: tuple[str, int | None, str
     trusted = TrustedProxies("127.0.0.1, ::1, 10.0.0.0/8, unix")
     origin = trusted.resolve(peer, 5000, False, fields)
     assert (origin.address, origin.port, origin.scheme) == expected
+
+
+@pytest.mark.parametrize(("fields", "expected"), [
+    # RFC 7239 Forwarded, with ports, IPv6 and quoting; X-Forwarded-* is then ignored
+    ([("Forwarded", 'for="[2001:db8::17]:4711";proto=https;by=_proxy'),
+      ("X-Forwarded-For", "192.0.2.99")], ("2001:db8::17", 4711, "https")),
+    ([("Forwarded", "for=192.0.2.60:8080;proto=http, for=10.0.0.3")],
+     ("192.0.2.60", 8080, "http")),
+    ([("Forwarded", "for=unknown")], ("127.0.0.1", 5000, "http")),
+    ([("X-Forwarded-For", "192.0.2.99"), ("X-Forwarded-Proto", "https")],
+     ("127.0.0.1", 5000, "http")),
+    # read from the right: what the client put in front of the proxy's element is not used
+    ([("Forwarded", "for=127.0.0.1, for=192.0.2.5")], ("192.0.2.5", None, "http")),
+])
+def test_resolve_forwarded(fields: Fields, expected: tuple[str, int | None, str]) -> None:
+    trusted = TrustedProxies("127.0.0.1, ::1, 10.0.0.0/8, unix", header="forwarded")
+    origin = trusted.resolve("127.0.0.1", 5000, False, fields)
+    assert (origin.address, origin.port, origin.scheme) == expected
+
+
+def test_the_forwarded_header_option() -> None:
+    assert Options().forwarded_header == "X-Forwarded-For"
+    assert Options(forwarded_header="FORWARDED").forwarded_header == "Forwarded"
+    assert Options(forwarded_header="Forwarded").trusted_proxies.header == "Forwarded"
+    with pytest.raises(ValueError, match="forwarded_header"):
+        Options(forwarded_header="X-Real-IP")
 
 
 def test_unix_peers_star_and_tls() -> None:

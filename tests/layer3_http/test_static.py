@@ -9,6 +9,7 @@ and curl.
 
 from __future__ import annotations
 
+import doctest
 import http.client
 import os
 import socket
@@ -21,6 +22,8 @@ from pathlib import Path
 import pytest
 from http_support import RawClient, Response, Server, http_server, request_bytes
 from support import running
+
+from layer3_http import _static
 
 BIG = bytes(range(256)) * 12288  # 3 MiB: sent with sendfile
 CURL = "/usr/bin/curl" if os.path.exists("/usr/bin/curl") else None
@@ -163,6 +166,19 @@ def test_single_byte_range_gives_206(server: Server, spec: str, start: int, end:
     assert response.status == 206
     assert response.header("Content-Range") == f"bytes {start}-{end - 1}/{len(BIG)}"
     assert response.body == BIG[start:end]
+
+
+@pytest.mark.parametrize(("digits", "value"), [
+    ("0", 0), ("000", 0), ("42", 42), ("0" * 5000 + "7", 7), ("9" * 18, 10**18 - 1),
+    ("1" + "0" * 18, _static._PAST_ANY_END), ("1" + "0" * 4400, _static._PAST_ANY_END),
+])
+def test_range_positions_never_convert_more_than_18_digits(digits: str, value: int) -> None:
+    assert _static._position(digits) == value
+
+
+def test_docstring_examples() -> None:
+    result = doctest.testmod(_static)
+    assert result.attempted > 0 and result.failed == 0
 
 
 def test_range_past_the_end_gives_416(server: Server) -> None:

@@ -4,7 +4,7 @@ The head is read as in step 2 (``step02_fields.py``). Then the server
 decides how the body is framed, refusing every ambiguous case: both
 ``Transfer-Encoding`` and ``Content-Length`` (400), ``chunked`` missing or
 not the last transfer coding (400), another coding before it (501), a
-``Content-Length`` that is not plain digits or whose copies disagree (400),
+``Content-Length`` that is not plain digits, or is sent twice or as a list (400),
 a body over ``BODY_LIMIT`` (413). A client
 that sent ``Expect: 100-continue`` gets ``100 Continue`` before the body is
 read. The body is hashed as it arrives (memory stays flat) and the answer
@@ -50,12 +50,13 @@ def body_framing(version: str, fields: list[tuple[str, str]]) -> int | None:
         if len(codings) > 1:
             raise Refusal("501 Not Implemented")  # "gzip, chunked": we do not decode gzip
         return None
-    items = {item.strip() for value in lengths for item in value.split(",")}
-    if not items:
+    if not lengths:
         return 0  # no framing field: no body
-    if len(items) != 1 or not all(DIGITS.fullmatch(item) for item in items):
-        raise Refusal("400 Bad Request")  # "-1", "+5", "0x10", "5, 6"
-    length = int(items.pop())
+    if len(lengths) > 1 or "," in lengths[0]:
+        raise Refusal("400 Bad Request")  # "5, 6", and even "5, 5": refuse, never guess
+    if not DIGITS.fullmatch(lengths[0].strip()):
+        raise Refusal("400 Bad Request")  # "-1", "+5", "0x10"
+    length = int(lengths[0])
     if length > BODY_LIMIT:
         raise Refusal("413 Content Too Large")  # refused before a byte is read
     return length
