@@ -20,7 +20,7 @@ connection. Its loop reads like a list:
 4. decide whether the connection can carry another request: not if either
    side asked to close, the body framing broke, or the body the handler
    left unread cannot be drained within `drain_timeout` and
-   `drain_size_limit`; a body the handler was processing is read to its end;
+   `drain_size_limit` (a form body the handler never asked for included);
 5. repeat, or close gently (half-close, discard the client's last bytes,
    close) so the last response reaches the client.
 
