@@ -229,3 +229,60 @@ def test_a_part_that_states_its_total_states_the_sum(part: str) -> None:
 def test_times_are_read_and_spelled_back() -> None:
     assert minutes("45 min") == 45 and minutes("5 h 50 min") == 350 and minutes("1 h") == 60
     assert spelled(350) == "5 h 50 min" and spelled(60) == "1 h" and spelled(45) == "45 min"
+
+
+# -- signatures written in the prose --------------------------------------------------------
+
+INLINE = re.compile(r"\[`([A-Za-z_][\w.]*)\(([^`]*)\)`\]\[([\w.]+)\]")
+
+
+def resolve(dotted: str) -> object:
+    import importlib
+    module_name, *rest = dotted.split(".")
+    target: object = importlib.import_module(module_name)
+    for part in rest:
+        target = getattr(target, part)
+    return target
+
+
+def inline_signature_errors(text: str) -> list[str]:
+    """Keyword defaults, ``*args`` and ``**kwargs`` of linked calls that the code lacks."""
+    import ast
+    import inspect
+    errors = []
+    for match in INLINE.finditer(text):
+        shown, arguments, dotted = match.groups()
+        try:
+            parameters = inspect.signature(resolve(dotted)).parameters  # type: ignore[arg-type]
+        except (ValueError, TypeError):
+            continue
+        for argument in (a.strip() for a in arguments.split(",")):
+            name, equals, default = argument.partition("=")
+            if argument.startswith("*") and argument not in ("*",):
+                kind = (inspect.Parameter.VAR_KEYWORD if argument.startswith("**")
+                        else inspect.Parameter.VAR_POSITIONAL)
+                real = parameters.get(argument.lstrip("*"))
+                if real is None or real.kind is not kind:
+                    errors.append(f"{shown}({arguments}): no {argument}")
+            elif equals:
+                real = parameters.get(name.strip())
+                if real is None:
+                    errors.append(f"{shown}({arguments}): no parameter {name.strip()}")
+                elif real.default is not inspect.Parameter.empty and \
+                        real.default != ast.literal_eval(default.strip()):
+                    errors.append(f"{shown}({arguments}): {name.strip()} defaults to"
+                                  f" {real.default!r}")
+    return errors
+
+
+def test_the_inline_check_catches_a_wrong_default_and_a_missing_keyword() -> None:
+    assert inline_signature_errors(
+        "[`tcplisten(host, port, backlog=5)`][layer1_sockets.tcplisten]")
+    assert inline_signature_errors("[`poll(readers, limit=None)`][layer1_sockets.poll]")
+    assert not inline_signature_errors(
+        "[`tcplisten(host, port, backlog=1024)`][layer1_sockets.tcplisten]")
+
+
+@pytest.mark.parametrize("page", pages(), ids=lambda p: str(p.relative_to(DOCS)))
+def test_signatures_in_the_prose_match_the_code(page: Path) -> None:
+    assert inline_signature_errors(page.read_text(encoding="utf-8")) == []
