@@ -211,7 +211,7 @@ class Lines:
         try:
             line = self.queue.get(timeout=max(0.0, deadline - time.monotonic()))
         except queue.Empty:
-            raise RecordingError(f"no output within the time limit from {self.proc.args!r}") from None
+            raise RecordingError(f"no output in time from {self.proc.args!r}") from None
         if line is None:
             self.ended = True
         return line
