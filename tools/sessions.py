@@ -342,7 +342,9 @@ class Recording:
             PATH=os.pathsep.join([str(Path(sys.executable).parent), self.env.get("PATH", "")]),
             PYTHONPATH=str(ROOT), PYTHONUNBUFFERED="1", PYTHONDONTWRITEBYTECODE="1",
             LC_ALL="C.UTF-8", TZ="UTC", COLUMNS="100")
-        self.env.pop("PYTHONSTARTUP", None)
+        for name in list(self.env):  # what a reader's fresh terminal would not have
+            if name.startswith(("MAKE", "MFLAGS", "PYTEST_", "PYTHONSTARTUP", "VIRTUAL_ENV")):
+                del self.env[name]
 
     # -- what the script calls ---------------------------------------------------------------
 
