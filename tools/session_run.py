@@ -36,7 +36,9 @@ CLIENT = ("python -c \"import socket,sys,threading as t;"
           " for b in iter(lambda:c.recv(65536),b'')]);"
           "r.start();[c.sendall(l) for l in sys.stdin.buffer];c.shutdown(1);r.join()\"")
 """A client a reader types instead of ``nc -N``: sends its standard input, half-closes,
-and prints what the server sends as it comes, until the server closes."""
+and prints what the server sends as it comes, until the server closes. (When
+the project has a client program of its own, put its command line here and
+run ``make sessions``: every page that shows the client changes with it.)"""
 UNIX_CLIENT = CLIENT.replace("c=socket.create_connection(('127.0.0.1',int(sys.argv[1])))",
                              "c=socket.socket(socket.AF_UNIX);c.connect(sys.argv[1])")
 
