@@ -8,7 +8,7 @@ HOST ?= 127.0.0.1
 PORT ?= 8000
 SERVE_ARGS ?=
 
-.PHONY: serve test setup bench bench-publish lint typecheck imports pytest docs clean
+.PHONY: serve test setup bench bench-publish lint typecheck imports pytest docs clean sessions
 
 # The tutorial, built strictly, served by the server it teaches (layer 3's
 # static-file callback on layer 2's pre-forked workers). Ctrl-C sends SIGINT,
@@ -45,6 +45,11 @@ docs:
 
 clean:
 	rm -rf $(VENV) site
+
+# Re-record every terminal session of the site (docs/sessions/) and the
+# signatures it shows, after a change of behaviour; review the diff.
+sessions: setup
+	$(BIN)/python tools/sessions.py --update
 
 # Benchmarks (standard library only; bench/run.py makes its own venv for the peers).
 bench:  ## about 7 minutes; BENCH_ARGS="--quick" for a short check
