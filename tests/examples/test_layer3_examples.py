@@ -701,7 +701,9 @@ def test_step05_curl_posts_forms_and_files(forms: tuple[Program, int], tmp_path:
 
 @pytest.fixture(scope="module")
 def states() -> Iterator[tuple[Program, int]]:
-    with stopped_cleanly(serve_app("layer3/step06_states.py")) as server:
+    # short bodies go to the handler as they come (see the chapter: held_body_limit)
+    with stopped_cleanly(serve_app("layer3/step06_states.py", "--held-body-limit", "0")
+                         ) as server:
         yield server
 
 
@@ -709,7 +711,8 @@ def states() -> Iterator[tuple[Program, int]]:
 def impatient() -> Iterator[tuple[Program, int]]:
     """The same application with every timeout at one second."""
     with stopped_cleanly(serve_app("layer3/step06_states.py", "--idle-timeout", "1",
-                                   "--request-header-timeout", "1", "--stall-timeout", "1")
+                                   "--request-header-timeout", "1", "--stall-timeout", "1",
+                                   "--held-body-limit", "0", "--write-completion-limit", "0")
                          ) as server:
         yield server
 
