@@ -133,9 +133,12 @@ class PoolState:
         message per request. A worker told to go keeps its state.
         """
         worker = self.workers.get(pid)
-        if worker is None or worker.state is State.STOPPING:
-            if worker is not None:
-                worker.job = job if seen is Seen.BUSY else None
+        if worker is None:
+            return
+        if worker.state is State.STOPPING:  # told to go, or said goodbye: keep the state
+            worker.job = job if seen is Seen.BUSY else None
+            if seen in (Seen.IDLE, Seen.BUSY) and not worker.prepared:
+                worker.prepared, self.error_pacing = True, False  # it did get that far
             return
         if seen is Seen.IDLE and worker.state is not State.IDLE:
             self.became_idle(pid, since)
