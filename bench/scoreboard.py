@@ -28,8 +28,8 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from layer2_prefork._protocol import TO_MASTER, Decoder, Kind, encode  # noqa: E402
-from layer2_prefork._scoreboard import Scoreboard, Writer  # noqa: E402
+from layer2_prefork._protocol import TO_MASTER, Decoder, Kind, encode
+from layer2_prefork._scoreboard import Scoreboard, Writer
 
 
 def cpu() -> float:

@@ -9,6 +9,10 @@ TRACEBACK = r"^(Traceback|  |During handling|The above exception)"
 
 
 def record(rec: Recording) -> None:
+    # workers accept for themselves: which one gets a connection, and so each one's
+    # count, is the kernel's choice (part 2, chapter 8)
+    rec.mask(r"connection \d+$", "connection <n>")
+    rec.mask(r"finishing after \d+ connections", "finishing after <n> connections")
     server = rec.start(
         "server", "python -m layer2_prefork -s -p /tmp/app.pid docs/examples/layer2/step06_app.py"
         " 8026 --socket /tmp/app.sock", port=8026, hide=[r"stats total="])
