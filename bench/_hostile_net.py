@@ -9,7 +9,8 @@
 * `Tally` counts outcomes and prints them as ``"431 x4, closed x1"``;
 * `NormalClient`: in a thread, a ``GET`` every 50 ms, each on a new
   connection with ``Connection: close``, each timed until the server
-  closes; its figure is the worst latency seen.
+  closes; its figure is the worst latency seen (a request that got no
+  status line, or a 5xx, also counts as failed).
 
 Invariants: loopback only (`check_loopback` refuses anything else); every
 wait is bounded; every socket is closed by whoever opened it, also on an
@@ -153,7 +154,7 @@ class NormalClient:
     Attributes:
         latencies: Seconds per request, in order (a failed request counts
             the time until it failed).
-        failures: What went wrong with requests that got no 200 answer.
+        failures: What went wrong with requests that got no answer, or a 5xx one.
     """
 
     def __init__(self, target: Target, path: str = "/", timeout: float = 5.0) -> None:
@@ -180,7 +181,7 @@ class NormalClient:
         reply = exchange(self.target, self.request, self.timeout)
         elapsed = time.monotonic() - start
         self.latencies.append(elapsed)
-        if reply.outcome != "200":
+        if not reply.outcome.isdigit() or reply.outcome >= "500":
             self.failures.append(reply.outcome)
         return elapsed
 

@@ -129,7 +129,7 @@ class Row:
 
 
 def _answered(target: Target, deadline: float) -> bool:
-    """Wait until a normal request is answered 200 (bounded)."""
+    """Wait until a normal request is answered (bounded)."""
     probe = NormalClient(target, timeout=2.0)
     while time.monotonic() < deadline:
         probe.once()

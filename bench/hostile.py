@@ -56,6 +56,7 @@ def parser() -> argparse.ArgumentParser:
     cli.add_argument("--only", metavar="TEXT", action="append", default=[],
                      help="run only the attacks whose name contains TEXT (repeatable)")
     cli.add_argument("--json", metavar="FILE", help="also write the rows (and PIDs) as JSON")
+    cli.add_argument("--list", action="store_true", help="list the attacks and exit")
     return cli
 
 
@@ -114,6 +115,9 @@ def main(argv: Sequence[str] | None = None) -> int:
                if not arguments.only or any(text in attack.name for text in arguments.only)]
     if not attacks:
         cli.error(f"no attack matches {arguments.only}")
+    if arguments.list:
+        print("\n".join(attack.name for attack in attacks))
+        return 0
     if (arguments.target is None) != (arguments.master_pid is None):
         cli.error("--target and --master-pid go together")
     target: Target | None = None
