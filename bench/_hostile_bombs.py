@@ -14,7 +14,8 @@ client time only once:
 * header bombs: 10,000 header fields; one 2 MiB field; a ``Cookie`` of
   900 KiB;
 * a million tiny chunks: a chunked body of 1-byte chunks (`count`
-  chunks);
+  chunks), on all the attack's connections at once (each costs a worker
+  CPU time per chunk);
 * ``Content-Length: 5, 5`` and ``Content-Length`` with
   ``Transfer-Encoding``, each followed by a hidden request;
 * ``Range: bytes=1000...0-`` with 4,400 zeros (more digits than Python's
@@ -30,6 +31,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 
 from _hostile_net import Reply, Tally, exchange
 from _hostile_procs import Target
@@ -37,24 +39,36 @@ from _hostile_procs import Target
 Check = Callable[[Reply, Tally], None]
 Attack = Callable[[Target, float, int], Tally]
 CLOSE = "Connection: close\r\n"
+ANSWER_TIMEOUT = 60.0
 
 
 def repeat(request: bytes, check: Check | None = None, count: int = 50,
-           source: str | None = None) -> Attack:
-    """Send `request` on new connections for the duration (1 to `count` times)."""
+           source: str | None = None, parallel: bool = False) -> Attack:
+    """Send `request` on new connections for the duration (1 to `count` rounds).
+
+    With `parallel`, each round sends it on the attack's connections at once.
+    """
+
+    def one(target: Target, timeout: float, tally: Tally) -> None:
+        start = time.monotonic()
+        reply = exchange(target, request, timeout=timeout, source=source)
+        tally.took(time.monotonic() - start)
+        tally.add(reply.outcome)
+        if reply.outcome == "500":
+            tally.problem("500: the input broke a handler")
+        if check is not None:
+            check(reply, tally)
 
     def attack(target: Target, duration: float, connections: int) -> Tally:
         tally = Tally()
         end = time.monotonic() + duration
-        for _ in range(count):
-            reply = exchange(target, request, timeout=max(10.0, duration), source=source)
-            tally.add(reply.outcome)
-            if reply.outcome == "500":
-                tally.problem("500: the input broke a handler")
-            if check is not None:
-                check(reply, tally)
-            if time.monotonic() >= end:
-                break
+        timeout = max(ANSWER_TIMEOUT, duration)
+        with ThreadPoolExecutor(connections if parallel else 1) as pool:
+            for _ in range(count):
+                list(pool.map(lambda _: one(target, timeout, tally),
+                              range(connections if parallel else 1)))
+                if time.monotonic() >= end:
+                    break
         return tally
 
     return attack
@@ -103,7 +117,7 @@ def tiny_chunks(path: str, count: int) -> Attack:
         if reply.outcome == "200" and reply.body.strip() != str(count).encode():
             tally.problem(f"the handler saw {reply.body.strip()[:20]!r}, not {count} bytes")
 
-    return repeat(head + b"1\r\na\r\n" * count + b"0\r\n\r\n", check, count=4)
+    return repeat(head + b"1\r\na\r\n" * count + b"0\r\n\r\n", check, count=2, parallel=True)
 
 
 HIDDEN = b"GET /hidden HTTP/1.1\r\nHost: bomb\r\nConnection: close\r\n\r\n"

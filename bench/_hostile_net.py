@@ -6,7 +6,8 @@
   bytes or a deadline, and names the outcome: the status code of the first
   status line, ``closed`` (an end without any answer), ``reset`` or
   ``timed out`` (nothing said before the deadline);
-* `Tally` counts outcomes and prints them as ``"431 x4, closed x1"``;
+* `Tally` counts outcomes and prints them as ``"431 x4, closed x1"``
+  (with the slowest answer's time when it took a second or more);
 * `NormalClient`: in a thread, a ``GET`` every 50 ms, each on a new
   connection with ``Connection: close``, each timed until the server
   closes; its figure is the worst latency seen (a request that got no
@@ -133,6 +134,11 @@ class Tally:
 
     counts: Counter[str] = field(default_factory=Counter)
     problems: list[str] = field(default_factory=list)
+    slowest: float = 0.0
+
+    def took(self, seconds: float) -> None:
+        """Note how long one answer took."""
+        self.slowest = max(self.slowest, seconds)
 
     def add(self, outcome: str) -> None:
         self.counts[outcome] += 1
@@ -145,7 +151,8 @@ class Tally:
     def text(self) -> str:
         if not self.counts:
             return "nothing sent"
-        return ", ".join(f"{outcome} x{count}" for outcome, count in self.counts.most_common())
+        text = ", ".join(f"{outcome} x{count}" for outcome, count in self.counts.most_common())
+        return text + (f" (slowest {self.slowest:.1f} s)" if self.slowest >= 1.0 else "")
 
 
 class NormalClient:

@@ -49,7 +49,7 @@ class Scale:
     chunks: int  # 1-byte chunks
 
 
-QUICK = Scale(duration=2.0, burst=0.5, idle=1000, form=4 * MiB, parts=20_000, chunks=300_000)
+QUICK = Scale(duration=2.0, burst=0.5, idle=1000, form=4 * MiB, parts=20_000, chunks=100_000)
 FULL = Scale(duration=10.0, burst=3.0, idle=2000, form=32 * MiB, parts=200_000,
              chunks=1_000_000)
 
