@@ -52,7 +52,7 @@ STILL_HURTS = {
     "huge range (4,400 zeros)": "int() refuses 4,400 digits: the handler fails with 500",
     "form bomb, urlencoded": "the urlencoded body is held whole before the field limit",
     "header bomb, 900 KiB cookie": "the cookie parser's memory grows with the cookie",
-    "tiny chunks (1-byte chunks)": "a body's memory grows with its number of chunks",
+    "tiny chunks (1-byte chunks)": "a chunked body costs CPU time and memory per chunk",
     "dotfile /.env": "the static handler serves dotfiles",
     "open redirect GET //docs": "the slash redirect keeps the double slash",
 }
