@@ -158,8 +158,8 @@ def length_and_chunked(path: str) -> Attack:
 
 def huge_range(path: str) -> Attack:
     def check(reply: Reply, tally: Tally) -> None:
-        if reply.outcome not in ("200", "206", "416"):
-            tally.problem(f"answered {reply.outcome}, not 200, 206 or 416")
+        if not reply.outcome.isdigit():
+            tally.problem(f"no answer ({reply.outcome})")  # a 500 is flagged by `repeat`
 
     return repeat(get(path, "Range: bytes=1" + "0" * 4400 + "-"), check, count=20)
 
