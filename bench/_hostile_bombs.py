@@ -14,8 +14,8 @@ client time only once:
 * header bombs: 10,000 header fields; one 2 MiB field; a ``Cookie`` of
   900 KiB;
 * a million tiny chunks: a chunked body of 1-byte chunks (`count`
-  chunks), on all the attack's connections at once (each costs a worker
-  CPU time per chunk);
+  chunks), on as many connections at once as the server has workers
+  (each costs a worker CPU time per chunk);
 * ``Content-Length: 5, 5`` and ``Content-Length`` with
   ``Transfer-Encoding``, each followed by a hidden request;
 * ``Range: bytes=1000...0-`` with 4,400 zeros (more digits than Python's
@@ -39,14 +39,15 @@ from _hostile_procs import Target
 Check = Callable[[Reply, Tally], None]
 Attack = Callable[[Target, float, int], Tally]
 CLOSE = "Connection: close\r\n"
-ANSWER_TIMEOUT = 60.0
+ANSWER_TIMEOUT = 120.0
 
 
 def repeat(request: bytes, check: Check | None = None, count: int = 50,
            source: str | None = None, parallel: bool = False) -> Attack:
     """Send `request` on new connections for the duration (1 to `count` rounds).
 
-    With `parallel`, each round sends it on the attack's connections at once.
+    With `parallel`, each round sends it on half the attack's connections at
+    once (as many as the server has workers).
     """
 
     def one(target: Target, timeout: float, tally: Tally) -> None:
@@ -63,10 +64,10 @@ def repeat(request: bytes, check: Check | None = None, count: int = 50,
         tally = Tally()
         end = time.monotonic() + duration
         timeout = max(ANSWER_TIMEOUT, duration)
-        with ThreadPoolExecutor(connections if parallel else 1) as pool:
+        width = max(1, connections // 2) if parallel else 1
+        with ThreadPoolExecutor(width) as pool:
             for _ in range(count):
-                list(pool.map(lambda _: one(target, timeout, tally),
-                              range(connections if parallel else 1)))
+                list(pool.map(lambda _: one(target, timeout, tally), range(width)))
                 if time.monotonic() >= end:
                     break
         return tally

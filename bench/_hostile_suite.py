@@ -32,7 +32,7 @@ from _hostile_procs import Target, Watch, alive
 
 LATENCY_LIMIT = 1.0
 RECOVERY = 15.0
-FDS_WAIT = 5.0
+FDS_WAIT = 10.0
 KiB = 1024
 MiB = 1024 * KiB
 
