@@ -14,7 +14,7 @@ routes then ask the target for them, and their checks see its answers).
 
 Usage::
 
-    python3 bench/hostile.py                 # every attack, about 4 minutes
+    python3 bench/hostile.py                 # every attack, a few minutes
     python3 bench/hostile.py --quick         # every attack briefly, under a minute
     python3 bench/hostile.py --markdown      # the table as Markdown
     python3 bench/hostile.py --target 127.0.0.1:8000 --master-pid 1234
