@@ -22,6 +22,7 @@ test, no process of the server is left.
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import os
 import re
@@ -66,8 +67,9 @@ def stopped(*pids: int) -> Iterator[None]:
     try:
         yield
     finally:
-        for pid in pids:
-            os.kill(pid, signal.SIGCONT)
+        for pid in pids:  # (the master kills a worker it finds stopped for a second)
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(pid, signal.SIGCONT)
 
 
 def ask(port: int, line: bytes) -> bytes:
@@ -144,17 +146,17 @@ def test_a_stopped_worker_gets_no_connection_and_no_timer_event() -> None:
         _, last = server.wait(rb"^tick tick [\d.]+ (\d+)$")
         running = int(last.group(1))
         (victim,) = set(workers) - {running}
-        with stopped(victim):
+        with stopped(victim):  # briefly: one stopped for a second is killed and replaced
             mark = server.mark()
             answers = [pid_of(ask(server.port, b"pid")) for _ in range(10)]
-            assert answers == [running] * 10
-            ticks = server.wait_nth(rb"^tick tick [\d.]+ (\d+)$", 3, mark)[0]
-            assert {int(match.group(1)) for match in
-                    server.matches(rb"^tick tick [\d.]+ (\d+)$", mark, ticks + 1)} == {running}
-        with connect(server.port) as held:  # running again, the victim takes work again
+            assert victim not in answers  # all answered, none by the stopped worker
+            ticks = server.wait_nth(rb"^tick tick [\d.]+ (\d+)$", 2, mark)[0]
+            assert victim not in {int(match.group(1)) for match in
+                                  server.matches(rb"^tick tick [\d.]+ (\d+)$", mark, ticks + 1)}
+        with connect(server.port) as held:  # two workers take work again
             held.sendall(b"hold\n")
             holder = int(read_line(held).split()[1])
-            assert pid_of(ask(server.port, b"pid")) == ({victim, running} - {holder}).pop()
+            assert pid_of(ask(server.port, b"pid")) != holder
             held.sendall(b"go\n")
             assert read_line(held) == f"done {holder}\n".encode()
 

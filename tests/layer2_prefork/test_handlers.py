@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 import signal
 
@@ -56,11 +57,12 @@ def test_a_stopped_worker_gets_no_work_and_the_others_serve_everything() -> None
             answers = [int(ask(server.port, "pid")) for _ in range(10)]
             assert answers == [running] * 10
         finally:
-            os.kill(stopped, signal.SIGCONT)
-        with connect(server.port) as held:  # both work again: one holds, the other answers
+            with contextlib.suppress(ProcessLookupError):  # (killed: stopped for a second)
+                os.kill(stopped, signal.SIGCONT)
+        with connect(server.port) as held:  # two work again: one holds, the other answers
             held.sendall(b"hold\n")
             holder = int(read_line(held).split()[1])
-            assert int(ask(server.port, "pid")) == ({stopped, running} - {holder}).pop()
+            assert int(ask(server.port, "pid")) != holder
             held.sendall(b"go\n")
             assert read_line(held) == f"done {holder}\n".encode()
         assert server.stop(signal.SIGTERM) == 0
