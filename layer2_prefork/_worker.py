@@ -282,7 +282,9 @@ class Worker:
         With a dispatch filter, a connection whose request is complete
         within `FIRST_BYTES_GRACE` is served here at once; any other goes
         to the master with what came (`H`), which holds it until the
-        request has arrived: a slow or silent client costs no worker.
+        request has arrived: a slow or silent client costs no worker. While
+        other work waits (the backlog, the queue), there is no grace at all:
+        what has not arrived with the connection is the master's to wait for.
         """
         index, listener = self.listening[fd]
         try:
@@ -299,7 +301,8 @@ class Worker:
         rules = self.spec.dispatch_filter
         if rules is None:
             return index, conn, b"", False
-        first = _first_bytes(conn, rules)
+        # no grace while others wait (a flood of silent connections costs no worker time)
+        first = _first_bytes(conn, rules, 0.0 if self.others_wait() else FIRST_BYTES_GRACE)
         if first is None:
             conn.close()  # closed or reset before it said anything
             return None
@@ -453,8 +456,9 @@ def _descriptors(ancillary: list[tuple[int, int, bytes]]) -> list[int]:
     return fds
 
 
-def _first_bytes(conn: socket.socket, rules: DispatchFilter) -> tuple[bytes, bool] | None:
-    """Read what a new connection sends within `FIRST_BYTES_GRACE`.
+def _first_bytes(conn: socket.socket, rules: DispatchFilter,
+                 grace: float) -> tuple[bytes, bool] | None:
+    """Read what a new connection sends within `grace` seconds.
 
     Returns:
         The bytes, and whether the client half-closed after them; `None` if
@@ -462,7 +466,7 @@ def _first_bytes(conn: socket.socket, rules: DispatchFilter) -> tuple[bytes, boo
     """
     data = bytearray()
     limit = rules.max_bytes
-    deadline = time.monotonic() + FIRST_BYTES_GRACE
+    deadline = time.monotonic() + grace
     while len(data) < limit:
         try:
             chunk = conn.recv(min(65536, limit - len(data)), socket.MSG_DONTWAIT)
