@@ -22,7 +22,7 @@ from ._logging import reopen as reopen_logs
 from ._park import park, work_waiting
 from ._server import Pool, listen, run
 from ._service import ServerOptions, add_server_options, serve_command
-from ._timeout import timeout
+from ._timeout import timeout, timeout_each
 from ._worker import stop_fd, stopping
 
 __all__ = [
@@ -52,5 +52,6 @@ __all__ = [
     "stop_fd",
     "stopping",
     "timeout",
+    "timeout_each",
     "work_waiting",
 ]

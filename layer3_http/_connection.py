@@ -45,7 +45,7 @@ import traceback
 from collections.abc import Callable
 
 from layer1_sockets import BufferedSocket, poll
-from layer2_prefork import park, stop_fd, stopping, timeout, work_waiting
+from layer2_prefork import park, stop_fd, stopping, timeout, timeout_each, work_waiting
 
 from ._accesslog import AccessEntry
 from ._dispatch import refusal
@@ -163,7 +163,7 @@ class Connection:
             if self.options.response_timeout is None:
                 keep = self._handle(request)
             else:
-                keep = timeout(self.options.response_timeout, self._handle, request)
+                keep = timeout_each(self.options.response_timeout, self._handle, request)
             # a response the client takes slowly: the master finishes it, then holds the
             # connection for its next request (layer 2's write completion)
             return keep and not self.wire.hand_over_tail(keep_alive=True)
@@ -224,9 +224,23 @@ class Connection:
         self.next_look = now + _LOOK_EVERY
         return work_waiting()
 
+    def _quiet_for(self, seconds: float | None) -> None:
+        """Before a wait of up to `seconds` between requests: no stale watchdog may fire.
+
+        Layer 2 may leave the watchdog of the last request set while no limit
+        is due (`layer2_prefork.timeout_each`), as long as it is at least
+        half a `response_timeout` away; a longer wait disarms it first.
+        """
+        limit = self.options.response_timeout
+        if limit is not None and (seconds is None or seconds >= limit / 2):
+            timeout(0)
+
     def _park(self, linger: float) -> bool:
         """Hand the idle connection back to the master (see `Options.park_linger`)."""
-        if self.options.park_linger is None or not park(self.sock, linger):
+        if self.options.park_linger is None:
+            return False
+        self._quiet_for(linger)
+        if not park(self.sock, linger):
             return False
         self.parked = True
         return True
@@ -243,6 +257,7 @@ class Connection:
             return self.wire.wait_input(deadline)
         if stopping():
             return False
+        self._quiet_for(None if deadline is None else deadline - time.monotonic())
         if not self.wire.wait_input(deadline, also=stop_fd()):
             return False
         return self.sock.buffered > 0 or not stopping() or self._input_arrived()
