@@ -164,9 +164,25 @@ def test_every_named_function_exists(reference: Reference) -> None:
     assert problem(reference) is None, f"{reference}: {problem(reference)}"
 
 
+def locate_test(path: str) -> Path | None:
+    """A test file: a path from the root, or a bare name found once under ``tests/``."""
+    if (ROOT / path).is_file():
+        return ROOT / path
+    if "/" not in path:
+        matches = sorted((ROOT / "tests").rglob(path))
+        if len(matches) == 1:
+            return matches[0]
+    return None
+
+
+def test_a_bare_test_file_name_is_found_under_tests() -> None:
+    assert locate_test("test_how_it_works.py") == Path(__file__)
+    assert locate_test("test_no_such_thing.py") is None
+
+
 @pytest.mark.parametrize("reference", page_references(NODE), ids=str)
 def test_every_named_test_exists(reference: Reference) -> None:
-    file = ROOT / reference.path
-    assert file.is_file(), f"{reference}: no such file"
+    file = locate_test(reference.path)
+    assert file is not None, f"{reference}: no such file"
     assert defined_in_source(file.read_text(encoding="utf-8"), reference.name), \
         f"{reference}: no such test"
