@@ -1,16 +1,18 @@
 """The dispatch filter: when a connection the master holds is ready for a worker.
 
-A pool with a dispatch filter does not hand a new connection to a worker
-the moment it is accepted. The master reads what the client sends and
-keeps the bytes until `DispatchFilter.complete` says a whole request has
-arrived (for HTTP, a complete request head); only then does a worker get
-the connection, with those bytes. A client that connects and says nothing,
+A pool with a dispatch filter does not serve a new connection whose
+request has not arrived. The worker that accepted it reads its first
+bytes for a moment; if they are not a whole request by
+`DispatchFilter.complete` (for HTTP, a complete request head), it hands
+the connection to the master, which reads what else the client sends and
+keeps the bytes until they are; only then does a worker get the
+connection, with those bytes. A client that connects and says nothing,
 or sends its request one byte a second, costs the master a descriptor and
 a few hundred bytes, not a worker process. Parked connections (see
 `layer2_prefork.park`) come back through the same filter.
 
 This is the idea of FreeBSD's ``accf_http`` accept filter, done in the
-master instead of the kernel. Layer 2 knows nothing of HTTP: the filter
+workers and the master instead of the kernel. Layer 2 knows nothing of HTTP: the filter
 is data that a higher layer gives to `listen()` (layer 3's handlers carry
 one, which `listen()` picks up by itself).
 

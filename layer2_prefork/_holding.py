@@ -2,21 +2,22 @@
 
 Two kinds of connection wait in the master instead of in a worker:
 
-* new connections of a pool with a dispatch filter (`DispatchFilter`),
-  from the moment they are accepted;
+* new connections whose request had not fully arrived when a worker
+  accepted them (`H`, with the bytes the worker read), and, during a
+  graceful stop, the connections the master takes from the backlogs;
 * parked connections, handed back by a worker (`P`) between two
   requests of a keep-alive connection.
 
 `Holding` registers each with the master's selector and reads what the
-client sends into the connection's own buffer. When the pool's filter
-says the bytes are complete (or they reach `max_bytes`, or the client
-half-closed after sending something), the connection moves to its pool's
-`pending` queue, and the master loop hands it to the next idle worker
-together with the bytes (`C`). A connection that ends without a byte, or
-stays silent past `idle_timeout`, is closed; one whose request does not
-complete within `request_timeout` gets the filter's `timeout_response`,
-then is closed. Deadlines sit in a heap, so a thousand idle connections
-cost nothing per loop.
+client sends into the connection's own buffer. When the pool's filter says
+the bytes are complete (or they reach `max_bytes`, or the client half-closed
+after sending something), the connection moves to its pool's `pending` list,
+and the master loop puts it into the pool's queue together with the bytes
+(`C`), for whichever worker is idle first. A connection that ends without a
+byte, or stays silent past `idle_timeout`, is closed; one whose request does
+not complete within `request_timeout` gets the filter's `timeout_response`,
+then is closed. Deadlines sit in a heap, so a thousand idle connections cost
+nothing per loop.
 
 Memory is bounded twice: the bytes held in all (`byte_limit`) and the
 bytes held for one client address (`peer_limit`; Unix socket peers, often

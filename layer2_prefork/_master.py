@@ -1,38 +1,43 @@
-"""The master loop: one thread, one poll, no application code.
+"""The master loop: one thread, one poll, no application code, no wait on a worker.
 
-The master forks workers, hands each connection and timer event to an idle
-worker, and keeps every pool at its configured size. It is written as a
-list, in the manner of gunicorn's arbiter:
+The master forks workers, keeps every pool at its configured size, and
+takes every wait on the network off the workers' hands. Idle workers
+accept new connections themselves (see `_worker`); the master gets only
+what must wait: new connections whose request has not fully arrived
+(`H`), parked keep-alive connections (`P`), lingering closes (`L`) and
+the rest of slow responses (`S`). It is written as a list, in the manner
+of gunicorn's arbiter:
 
     loop until stopped and every worker is reaped:
         handle signals        SIGTERM: graceful stop; SIGINT/SIGHUP: fast stop;
                               SIGUSR1: reopen log files, log statistics
         reap workers          waitpid(pid, WNOHANG) for each worker
+        read the scoreboard   each worker's state, from shared memory; kill a
+                              worker found stopped (SIGSTOP) twice
         check timers          graceful deadline, idle_timeout, exit_delay,
-                              deadlines of held connections
-        dispatch              due timers and pending connections to idle
-                              workers; W to busy workers while connections
-                              wait; stopping, once no connection is held:
-                              T to idle and to busy workers
+                              deadlines of held and finishing connections,
+                              timer runs lost with their worker
+        dispatch              due timers and held connections whose request
+                              has arrived into the pool's queue; W to busy
+                              workers while work waits; stopping, once no
+                              connection is held: T to every worker
         adjust pools          fork one worker where a pool is below target
         log statistics        (with --stats) when a pool's counts changed
-        compute next wake-up  the earliest timer of any pool
-        poll                  signal pipe, control and stderr sockets,
-                              listeners, held connections
+        compute next wake-up  the earliest timer of any pool, and the next
+                              reading of the scoreboard (every 50 ms; 5 ms
+                              while a pool has no idle worker)
+        poll                  signal pipe, control and stderr sockets, held
+                              and finishing connections (not the listeners)
 
 Signal handlers only record the signal (`SignalQueue`);
 `signal.set_wakeup_fd` makes the poll return, and the loop acts on it at
 the top. The table of worker processes (fork, reap, kill, their messages
-and stderr) is `Workers`; each pool's sockets and bookkeeping are a
-`PoolRuntime`. Without a dispatch filter a
-listener is polled only while its pool has an idle worker, so connections
-wait in the kernel's backlog, not in the master. With one (`DispatchFilter`)
-the master accepts at once and holds each connection (`Holding`) until its
-request has arrived; parked connections (`P`) are held the same way.
-Connections go to the worker idle the longest, as `SCM_RIGHTS` ancillary
-data of a `CONNECT` message with the bytes read so far; the master closes
-its copy at once. Everything a worker can do wrong (crash,
-die by a signal, write garbage to its control socket, never become idle)
+and stderr, the scoreboard) is `Workers`; each pool's sockets, queue and
+bookkeeping are a `PoolRuntime`; held connections are `Holding`, and the
+lingering closes and slow responses `Finishing`. Work goes into the pool's
+queue, where whichever worker is idle first takes it, so a worker that is
+stopped or stuck never receives any. Everything a worker can do wrong
+(crash, die by a signal, write garbage to its control socket, stop)
 ends that worker at most, never the master.
 """
 
@@ -274,17 +279,33 @@ class Master:
 
     def parked(self, pool: PoolRuntime, index: int, conn: socket.socket) -> None:
         """A worker handed a connection back (`P`): hold it until its next request."""
-        if self.stop is Stop.FAST:
+        if self.stop is Stop.FAST or self._refused(pool, conn):
             conn.close()
         else:
             self.holding.add(conn, pool, index, parked=True, now=time.monotonic())
 
     def held(self, pool: PoolRuntime, index: int, conn: socket.socket, data: bytes) -> None:
         """A worker handed over a new connection whose request is incomplete (`H`)."""
-        if self.stop is Stop.FAST:
+        if self.stop is Stop.FAST or self._refused(pool, conn):
             conn.close()
         else:
             self.holding.add(conn, pool, index, parked=False, now=time.monotonic(), data=data)
+
+    def _refused(self, pool: PoolRuntime, conn: socket.socket) -> bool:
+        """Whether the master holds all it can (descriptors are finite): then answer and close.
+
+        The connection gets the filter's `overload_response` (layer 3: 503);
+        `SPARE_FDS` descriptors stay free for the workers' sockets and logs.
+        """
+        if not self.holding.full():
+            return False
+        rules = pool.spec.dispatch_filter
+        if rules is not None and rules.overload_response:
+            with contextlib.suppress(OSError):
+                conn.send(rules.overload_response, socket.MSG_DONTWAIT)
+        logger.info("pool %d: the master holds %d connections, its most; one refused",
+                    pool.index, len(self.holding))
+        return True
 
     def lingering(self, conn: socket.socket, seconds: float | None, limit: int) -> None:
         """A worker handed over a half-closed connection (`L`): drain it, then close it."""

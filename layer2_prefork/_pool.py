@@ -20,8 +20,10 @@ The rules, as in the original:
 
 Counting: `total` is every worker not yet told to go; `spare` is idle
 plus starting workers (a worker still in `prepare` will be idle soon, so
-it does not trigger another fork). Idle workers wait in a FIFO, so work goes
-to the worker idle the longest.
+it does not trigger another fork). Workers take their own work, so the
+states come from the scoreboard (`observe`); the idle workers are kept in
+the order they became idle, which is the order `exit_delay` and
+`idle_timeout` retire them in.
 """
 
 from __future__ import annotations

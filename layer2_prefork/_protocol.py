@@ -11,38 +11,43 @@ is a *frame*: a fixed six-byte header, then a payload:
 `kind` is one of the `Kind` bytes. `fds` counts the file descriptors
 that travel with the frame as `SCM_RIGHTS` ancillary data (sent in the same
 `sendmsg` call, so the kernel delivers them with the frame's first bytes).
-Today's messages are:
+Frames go over two kinds of channel: each worker's own control socket pair
+(a stream), and its pool's queue (a `SOCK_SEQPACKET` pair shared by all the
+pool's workers, one frame per record, see `_runtime.Queue`). The messages:
 
-| kind | direction | fds | payload                                              |
-|------|-----------|-----|------------------------------------------------------|
-| `I`  | to master | 0   | empty: "I am idle, send me work"                     |
-| `B`  | to master | 0   | empty: "goodbye, I am exiting"                       |
-| `P`  | to master | 1   | listener index (2 bytes); the connection handed back |
-| `C`  | to worker | 0-1 | listener index (2 bytes), then the bytes the master  |
-|      |           |     | already read of it; the connection, if any           |
-| `T`  | to worker | 0   | empty: "finish and exit"                             |
-| `W`  | to worker | 0   | empty: "connections wait for a worker"               |
+| kind | channel, direction | fds | payload                                       |
+|------|--------------------|-----|-----------------------------------------------|
+| `H`  | control, to master | 1-2 | listener index (2 bytes), the bytes read of a |
+|      |                    |     | new connection whose request is incomplete    |
+| `P`  | control, to master | 1   | listener index; a keep-alive connection       |
+|      |                    |     | handed back between two requests              |
+| `L`  | control, to master | 1   | `LINGER`: a half-closed connection to drain   |
+| `S`  | control, to master | 2   | `SEND`: a connection and a file holding the   |
+|      |                    |     | rest of its response                          |
+| `D`  | control, to master | 0   | listener index: a timer run has ended         |
+| `B`  | control, to master | 0   | empty: "goodbye, I am exiting"                |
+| `T`  | control, to worker | 0   | empty: "finish and exit"                      |
+| `W`  | control, to worker | 0   | empty: "other work waits for a worker"        |
+| `C`  | queue, to workers  | 0-2 | listener index, then the bytes the master     |
+|      |                    |     | read; the connection (none: a timer event)    |
 
-`T` also goes to a worker that is busy during a graceful stop, once no
-held connection waits for a worker: "exit when you are done". The worker
-reads it only when asked (its `stopping()` turns true, so a handler can
-end idle work early: layer 3 closes keep-alive connections waiting for
-their next request) or when it is done. The master counts such a worker
-as stopping from then on and never sends it `C` again, so a `T` that
-crosses the worker's `I` on the way cannot lose a connection.
+Bytes past `MAX_HELD` travel in a memory file, the frame's second
+descriptor (`pack_bytes`, `unpack_bytes`). Workers say nothing when they
+become idle or busy: they write it into the scoreboard (`_scoreboard`).
 
-`P` parks a connection: a worker that finished a response on a
-keep-alive connection hands it back to the master, which watches it and
-sends it again, to any worker, in a `C` carrying the bytes that arrived
-(see `_holding`). `W` goes to busy workers while connections that are
-ready wait and no worker is idle: "park at the next chance". A worker
-ignores a `W` that reaches it while idle.
+`T` goes to every worker when a graceful stop begins, once no connection
+held by the master waits for one. A busy worker reads it only when asked
+(its `stopping()` turns true, so a handler can end idle work early: layer
+3 closes keep-alive connections waiting for their next request) or when
+it is done, and then leaves without taking more work. `W` goes to busy
+workers while work waits and no worker is idle: "park at the next
+chance"; a worker ignores a `W` that reaches it while idle.
 
-The header made these two kinds an addition, not a change of framing: a
-kind and a row in `TO_MASTER` or `TO_WORKER`. The `Decoder` is pure (bytes and descriptors in,
-messages out, no sockets), so it is tested on its own with any split of the
-input; whatever a worker writes, the decoder returns messages or raises
-`ProtocolError`, never more.
+Each kind is a row in `TO_MASTER`, `CONTROL_TO_WORKER` or `QUEUE`: a new
+kind is an addition, not a change of framing. The `Decoder` is pure
+(bytes and descriptors in, messages out, no sockets), so it is tested on
+its own with any split of the input; whatever a worker writes, the
+decoder returns messages or raises `ProtocolError`, never more.
 """
 
 from __future__ import annotations

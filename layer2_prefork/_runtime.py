@@ -6,7 +6,6 @@
 * the bound listening sockets (one slot per listener, `None` for timers),
 * the `PoolState` (who is idle, when to fork),
 * the `Schedule` of its timer listeners,
-* per listener, an accept `Backoff`,
 * the pool's queue (`Queue`): connections the master held until their
   request arrived, and due timer events, wait there for whichever worker
   of the pool is idle first,
@@ -115,7 +114,6 @@ class PoolRuntime:
     bound: Sequence[Bound | None]
     state: PoolState
     schedule: Schedule
-    backoff: dict[int, _accept.Backoff] = field(default_factory=dict)
     pending: deque[tuple[int, socket.socket, bytes]] = field(default_factory=deque)
     """(listener index, connection, bytes read of it) waiting for room in the queue."""
     queue: Queue = field(default_factory=Queue.new)
@@ -148,15 +146,6 @@ class PoolRuntime:
             for _, sock in self.listeners():
                 self.backlogs.register(sock, select.POLLIN)
         return bool(self.backlogs.poll(0))
-
-    def accept_failed(self, index: int, error: OSError, now: float) -> None:
-        """Log an accept error; pause the listener unless the error is transient."""
-        if error.errno in _accept.TRANSIENT:
-            logger.info("pool %d: accept on listener %d: %s", self.index, index, error)
-            return
-        pause = self.backoff.setdefault(index, _accept.Backoff()).failed(now)
-        logger.warning("pool %d: accept on listener %d failed: %s; pausing it for %g s",
-                       self.index, index, error, pause)
 
     def take_backlogs(self) -> list[tuple[int, socket.socket]]:
         """Accept every connection queued in the backlogs, then close the listeners.

@@ -5,19 +5,27 @@ A worker is forked by the master and never returns into the master's code:
 
     prepare()                      raises -> exit 1 (the pool slows down)
     loop:
-        send I                     "idle"
-        wait for C or T            (EOF: the master is gone -> leave)
-        C: connect(conn or event)  raises -> traceback, reset, exit 1
-           returned False, resident size above memory_limit, or
-           max_requests served -> leave
+        idle: write IDLE into the scoreboard, poll the control socket,
+              the pool's queue and the pool's listening sockets
+        T, or the master gone      -> leave
+        a record on the queue      -> take it (C: a held connection with
+                                      its bytes, or a timer event)
+        a connection to accept     -> accept it; with a dispatch filter,
+                                      read its first bytes for up to
+                                      FIRST_BYTES_GRACE: incomplete -> H
+                                      to the master, idle again
+        serve: write BUSY, connect(conn or event)
+                                   raises -> traceback, reset, exit 1
+           a timer event done -> D; returned False, resident size above
+           memory_limit, or max_requests served -> leave
     leave: finish(), send B, exit 0
 
-While `connect` runs, the master may send `W` (connections wait for a
-worker: `park` hands the connection back at the next chance) and `T` (a
-graceful stop began: exit when done). The worker reads it only when asked: `stopping()` looks
-at the control socket without blocking, and `stop_fd()` is the
+While `connect` runs, the master may send `W` (other work waits: `park`
+hands the connection back at the next chance) and `T` (a graceful stop
+began: exit when done). The worker reads it only when asked: `stopping()`
+looks at the control socket without blocking, and `stop_fd()` is the
 descriptor to include in a poll to learn of it while waiting for
-something else. Once done, a worker told so leaves without saying idle.
+something else. Once done, a worker told so leaves without taking more.
 
 Invariants:
 
@@ -333,8 +341,13 @@ class Worker:
                 os.close(memfd)
 
     def _pause_accepting(self) -> None:
-        """After an accept error (out of descriptors): wait a moment, as the master would."""
-        self.waiting.poll(int(FIRST_PAUSE * 1000))
+        """After an accept error (out of descriptors): wait a moment, listening to the master only.
+
+        (Polling the listener too would return at once while a connection
+        waits in its backlog, and the worker would spin.)
+        """
+        if self.watch.poll(int(FIRST_PAUSE * 1000)):
+            self.check_stop()  # a T or W that came meanwhile
 
     def _receive(self, block: bool) -> None:
         """Read the control socket once; queue the messages, note a `T` and the end.

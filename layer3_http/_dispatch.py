@@ -1,9 +1,11 @@
 """What layer 3 tells layer 2 about HTTP: when a held connection's request has arrived.
 
-With a dispatch filter (`layer2_prefork.DispatchFilter`) the master holds
-each new connection, and each keep-alive connection a worker parked, until
-the filter says a complete request head is there; a worker then gets the
-connection together with the bytes the master read. So a client that
+With a dispatch filter (`layer2_prefork.DispatchFilter`) a new connection
+whose request head has not arrived within a moment of its accept, and
+each keep-alive connection a worker parked, is held by the master until
+the filter says a complete request is there (the head, and a short body
+too: `Options.held_body_limit`); a worker then gets the connection
+together with the bytes the master read. So a client that
 connects and waits, or sends its head one byte at a time (slowloris),
 costs the master a descriptor, not a worker. `http_filter` builds the
 filter from the handler's options:

@@ -42,13 +42,6 @@ ALLOWED: dict[tuple[str, str], str] = {
     # Pages rewritten elsewhere at the moment; record their sessions when that lands.
     ("how-it-works/index.md", "$ .venv/bin/python docs/examples/tour/hello.py 8080"):
         "page under rewrite elsewhere: to be recorded",
-    ("how-it-works/control-protocol.md",
-     "$ .venv/bin/python -m layer3_http docs/examples/tour/hello.py:hello -d --workers 1"
-     " --listen 127.0.0.1:8080"):
-        "page under rewrite elsewhere: to be recorded",
-    ("how-it-works/control-protocol.md",
-     "$ .venv/bin/python -m layer2_prefork -d docs/examples/layer2/step07_parking.py 8027"):
-        "page under rewrite elsewhere: to be recorded",
     ("how-it-works/data-path.md", "$ curl -v 'http://127.0.0.1:8080/?name=Ada'"):
         "page under rewrite elsewhere: to be recorded",
     ("security.md", "=== cl-te-classic"):
@@ -60,6 +53,12 @@ ALLOWED: dict[tuple[str, str], str] = {
     ("security.md",
      "$ .venv/bin/python -m pytest -m nightly tests/layer3_http/test_hostile_differential.py"):
         "page under rewrite elsewhere: a test command without output",
+    ("teachers.md", "$ python docs/examples/tour/client.py 8002 'hello'"):
+        "the client's behaviour, these answers included, is tests/examples/test_tour_client.py",
+    ("teachers.md", "$ make handout HANDOUT=../course-2027"):
+        "a command without output; tests/docs/test_teaching.py makes and checks a hand-out",
+    ("teachers.md", "$ make grade STUDENT=../students/ada"):
+        "a command whose report tests/docs/test_teaching.py runs and checks",
     ("teachers.md", "$ make setup"):
         "page under rewrite elsewhere: to be recorded",
     ("teachers.md", '$ make serve HOST=0.0.0.0 SERVE_ARGS="--max-fork 64 --idle-timeout 5"'):
