@@ -147,7 +147,7 @@ def http_filter(options: Options) -> DispatchFilter | None:
     """
     if options.tls is not None:
         return None
-    body = options.held_body_limit
+    body = min(options.held_body_limit, options.request_body_size_limit)  # past it: 413 at once
     return DispatchFilter(
         complete=request_arrived(body) if body else head_arrived,
         idle_timeout=options.idle_timeout,
