@@ -39,20 +39,15 @@ ALLOWED: dict[tuple[str, str], str] = {
         "needs root and systemd on a real host; tests/layer2_prefork covers socket activation",
     ("part3/02-headers.md", 'field-line  = field-name ":" OWS field-value OWS'):
         "a grammar quoted from RFC 9110, not the output of a program",
-    # Pages rewritten elsewhere at the moment; record their sessions when that lands.
-    ("how-it-works/index.md", "$ .venv/bin/python docs/examples/tour/hello.py 8080"):
-        "page under rewrite elsewhere: to be recorded",
-    ("how-it-works/data-path.md", "$ curl -v 'http://127.0.0.1:8080/?name=Ada'"):
-        "page under rewrite elsewhere: to be recorded",
     ("security.md", "=== cl-te-classic"):
-        "page under rewrite elsewhere: an excerpt of a corpus file, to be included from it",
+        "an excerpt of a corpus file, not a session; test_hostile_smuggling.py replays the case",
     ("security.md",
      "$ .venv/bin/python -m pytest tests/layer3_http/test_hostile_*.py"
      " tests/layer2_prefork/test_fault_*.py"):
-        "page under rewrite elsewhere: a test command without output",
+        "a test command shown without its output (the suite's report)",
     ("security.md",
      "$ .venv/bin/python -m pytest -m nightly tests/layer3_http/test_hostile_differential.py"):
-        "page under rewrite elsewhere: a test command without output",
+        "a test command shown without its output (the nightly run's report)",
     ("teachers.md", "$ python docs/examples/tour/client.py 8002 'hello'"):
         "the client's behaviour, these answers included, is tests/examples/test_tour_client.py",
     ("teachers.md", "$ make handout HANDOUT=../course-2027"):
@@ -60,9 +55,9 @@ ALLOWED: dict[tuple[str, str], str] = {
     ("teachers.md", "$ make grade STUDENT=../students/ada"):
         "a command whose report tests/docs/test_teaching.py runs and checks",
     ("teachers.md", "$ make setup"):
-        "page under rewrite elsewhere: to be recorded",
+        "commands shown without their output: setting up, then one exercise's tests",
     ("teachers.md", '$ make serve HOST=0.0.0.0 SERVE_ARGS="--max-fork 64 --idle-timeout 5"'):
-        "page under rewrite elsewhere: serves on every address, which recordings must not",
+        "serves on every address, which recordings must not",
 }
 
 
