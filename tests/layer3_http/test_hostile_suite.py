@@ -41,21 +41,12 @@ COLUMNS = 7
 pytestmark = pytest.mark.timeout(240)
 
 # Rows that still hurt the current server (not strict: a fix makes them pass).
-STILL_HURTS = {
-    "slow head 70 KiB": "a head past the master's 64 KiB buffer is read by a worker",
-    "slow head 900 KiB": "a head past the master's 64 KiB buffer is read by a worker",
-    "slow body 1 byte/s": "a trickled body holds a worker until response_timeout",
-    "slow reader, static 16 MiB": "a slow reader holds a worker until stall_timeout",
-    "slow reader, handler 16 MiB": "a slow reader holds a worker until stall_timeout",
-    "never closing after Connection: close": "the lingering close waits drain_timeout",
-    "never closing after a bad request": "the lingering close waits drain_timeout",
-    "huge range (4,400 zeros)": "int() refuses 4,400 digits: the handler fails with 500",
-    "form bomb, urlencoded": "the urlencoded body is held whole before the field limit",
+STILL_HURTS: dict[str, str] = {
     "header bomb, 900 KiB cookie": "the cookie parser's memory grows with the cookie",
     "tiny chunks (1-byte chunks)": "a chunked body costs CPU time and memory per chunk",
-    "dotfile /.env": "the static handler serves dotfiles",
-    "open redirect GET //docs": "the slash redirect keeps the double slash",
 }
+"""Attacks that still hurt the server (their verdict is expected to fail); every other
+row must say ``ok``."""
 
 
 def tool(*arguments: str, timeout: float = 30.0) -> subprocess.CompletedProcess[str]:
