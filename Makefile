@@ -52,7 +52,7 @@ sessions: setup
 	$(BIN)/python tools/sessions.py --update
 
 # Benchmarks (standard library only; bench/run.py makes its own venv for the peers).
-bench:  ## about 7 minutes; BENCH_ARGS="--quick" for a short check
+bench:  ## well over an hour with every peer and workload; BENCH_ARGS="--quick" for a short check
 	$(PYTHON) bench/run.py $(BENCH_ARGS)
 
 bench-publish:
