@@ -29,9 +29,8 @@ def test_ex1_encoded_slashes_lowercase_hex_and_empty_names() -> None:
         stops_cleanly(program)
 
 
-# (not "/a?b=%zz": the by-hand server of this exercise answers it before it has read the
-# whole head and closes, so the client may see a reset instead of the 400: the trap of
-# part 1, chapter 4, not the exercise's)
+# (not "/a?b=%zz" for now: it failed once in a fresh clone's full run and passed in every
+# other, and its cause is not found yet; the solution answers it 400 when run alone)
 @pytest.mark.parametrize("target", ["/%", "/%e9", "/?%00=1"])
 def test_ex1_more_bad_escapes_are_400(target: str) -> None:
     with example("layer3/solutions/ex1_paths.py") as (program, port):
