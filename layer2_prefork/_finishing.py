@@ -38,6 +38,7 @@ import socket
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
+from enum import Enum
 
 from ._protocol import AFTER_PARK, NO_LIMIT
 
@@ -74,6 +75,32 @@ class Sending:
 
 
 Entry = Lingering | Sending
+
+
+class _Read(Enum):
+    """How a read of what a client sends ended (`_read_away`)."""
+
+    WAIT = "nothing more has arrived"
+    END = "end of stream"
+    FAILED = "the connection failed"
+    OVER = "past the byte budget"
+
+
+def _read_away(sock: socket.socket, budget: int) -> tuple[_Read, int]:
+    """Read and discard what has arrived, into the one scratch buffer; return how, and the
+    bytes of `budget` left."""
+    while True:
+        try:
+            count = sock.recv_into(_scratch)
+        except (BlockingIOError, InterruptedError):
+            return _Read.WAIT, budget
+        except OSError:
+            return _Read.FAILED, budget
+        if count == 0:
+            return _Read.END, budget
+        budget -= count
+        if budget < 0:
+            return _Read.OVER, budget
 
 
 def _seconds(milliseconds: int) -> float | None:
@@ -117,17 +144,11 @@ class Finishing:
     # --8<-- [start:drain]
     def _drain(self, entry: Lingering) -> bool:
         """Discard what arrived; close at the end or past the limit; True: watch on."""
-        while True:
-            try:
-                count = entry.sock.recv_into(_scratch)
-            except (BlockingIOError, InterruptedError):
-                return True
-            except OSError:
-                count = 0
-            entry.left -= count
-            if count == 0 or entry.left < 0:
-                self._close(entry)
-                return False
+        outcome, entry.left = _read_away(entry.sock, entry.left)
+        if outcome is _Read.WAIT:
+            return True
+        self._close(entry)
+        return False
     # --8<-- [end:drain]
 
     # --- write completion ----------------------------------------------
@@ -197,23 +218,15 @@ class Finishing:
 
     def _discard(self, entry: Sending) -> bool:
         """Discard what a client that is to be closed sends meanwhile; False: it is closed."""
-        while True:
-            try:
-                count = entry.sock.recv_into(_scratch)
-            except (BlockingIOError, InterruptedError):
-                return True
-            except OSError:
-                self._close(entry)
-                return False
-            if count == 0:  # it half-closed: stop reading, go on sending
-                with contextlib.suppress(KeyError, ValueError):
-                    self.selector.modify(entry.sock, selectors.EVENT_WRITE,
-                                         lambda: self._ready(entry))
-                return True
-            entry.linger_bytes -= count
-            if entry.linger_bytes < 0:
-                self._close(entry)
-                return False
+        outcome, entry.linger_bytes = _read_away(entry.sock, entry.linger_bytes)
+        if outcome is _Read.END:  # it half-closed: stop reading, go on sending
+            with contextlib.suppress(KeyError, ValueError):
+                self.selector.modify(entry.sock, selectors.EVENT_WRITE,
+                                     lambda: self._ready(entry))
+        elif outcome is not _Read.WAIT:
+            self._close(entry)
+            return False
+        return True
 
     # --- bookkeeping ---------------------------------------------------
 
