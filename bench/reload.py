@@ -18,7 +18,8 @@ abandoned`` while the old workers keep serving.
 It prints one line per scenario: the requests sent, the ones that failed
 (anything but a 200 with a version number: a refused or reset connection,
 a 5xx), the longest wait for one answer, the reloads done and abandoned,
-and the last version the clients saw. The loop is bounded: it stops after
+and the last version the clients saw (the longest wait and the 99th
+percentile of the waits). The loop is bounded: it stops after
 the last reload, or after ``--limit`` seconds, whichever comes first.
 Standard library only.
 """
@@ -75,6 +76,7 @@ class Tally:
     sent: int = 0
     failed: int = 0
     longest: float = 0.0
+    waits: list[float] = field(default_factory=list)
     versions: set[int] = field(default_factory=set)
     errors: dict[str, int] = field(default_factory=dict)
 
@@ -82,6 +84,7 @@ class Tally:
         with self.lock:
             self.sent += 1
             self.longest = max(self.longest, seconds)
+            self.waits.append(seconds)
             if version is None:
                 self.failed += 1
                 self.errors[error] = self.errors.get(error, 0) + 1
@@ -180,6 +183,12 @@ class Server:
             return self.proc.wait()
 
 
+def percentile(values: list[float], share: float) -> float:
+    """The value below which `share` of `values` lie (0 for none)."""
+    ordered = sorted(values)
+    return ordered[min(int(len(ordered) * share), len(ordered) - 1)] if ordered else 0.0
+
+
 def scenario(arguments: argparse.Namespace, broken: bool) -> dict[str, object]:
     """Run the clients across the reloads of one scenario; return its figures."""
     with tempfile.TemporaryDirectory() as name:
@@ -218,7 +227,8 @@ def scenario(arguments: argparse.Namespace, broken: bool) -> dict[str, object]:
             code = server.stop()
     return {"scenario": "broken version between" if broken else "good versions only",
             "requests": tally.sent, "failed": tally.failed,
-            "longest": tally.longest, "reloads": reloads, "abandoned": abandoned,
+            "longest": tally.longest, "p99": percentile(tally.waits, 0.99),
+            "reloads": reloads, "abandoned": abandoned,
             "reload_time": max(durations, default=0.0), "last": max(tally.versions, default=0),
             "errors": tally.errors, "exit": code}
 
@@ -241,15 +251,16 @@ def main(argv: list[str] | None = None) -> int:
     print(f"# {platform.node()}: {os.cpu_count()} CPUs, Python {platform.python_version()}, "
           f"{arguments.workers} workers, {arguments.clients} clients "
           f"(half keep-alive, half Connection: close)")
-    print("| scenario | requests | failed | longest wait | reloads done | abandoned "
-          "| slowest reload | last version seen |")
-    print("|---|---:|---:|---:|---:|---:|---:|---:|")
+    print("| scenario | requests | failed | longest wait | 99th percentile | reloads done "
+          "| abandoned | slowest reload | last version seen |")
+    print("|---|---:|---:|---:|---:|---:|---:|---:|---:|")
     failed = 0
     for broken in kinds:
         row = scenario(arguments, broken)
         failed += int(row["failed"])  # type: ignore[call-overload]
         print(f"| {row['scenario']} | {row['requests']} | {row['failed']} "
-              f"| {row['longest'] * 1000:.0f} ms | {row['reloads']} | {row['abandoned']} "  # type: ignore[operator]
+              f"| {row['longest'] * 1000:.0f} ms | {row['p99'] * 1000:.1f} ms "  # type: ignore[operator]
+              f"| {row['reloads']} | {row['abandoned']} "
               f"| {row['reload_time']:.2f} s | {row['last']} |", flush=True)
         if row["errors"]:
             print(f"#   failures: {row['errors']}", flush=True)

@@ -1,11 +1,12 @@
 """Reloading the application: ``SIGUSR2`` to ``python -m layer3_http`` under a client loop.
 
-The application is two real files in ``tmp_path``: ``app.py`` imports
-``version.py`` and, when imported, appends its process's PID to
-``imports.log``. The test rewrites ``version.py`` between reloads, sends
-the master a real ``SIGUSR2`` and waits for its log line; meanwhile four
-client threads (two on keep-alive connections, two with ``Connection:
-close``) send requests in a bounded loop. No request may fail, the
+The application is two real files in ``tmp_path``: ``app.py``, a copy of
+``docs/examples/deploy/reload_app.py``, imports ``version.py``, which,
+when imported, appends its process's PID to ``imports.log``. The test
+rewrites ``version.py`` between reloads, sends the master a real
+``SIGUSR2`` and waits for its log line; meanwhile four client threads
+(two on keep-alive connections, two with ``Connection: close``) send
+requests in a bounded loop. No request may fail, the
 clients must see each new version, a broken version must leave the old
 one serving, and the master must never import the application itself.
 """
@@ -24,27 +25,22 @@ from pathlib import Path
 
 from support import Program, running
 
-APP = '''\
-import os
-
-import version
-
-with open(os.path.join(os.path.dirname(__file__), "imports.log"), "a") as log:
-    log.write(f"{os.getpid()}\\n")
-
-
-def app(request):
-    request.send_status("200 OK")
-    request.send_data(f"version {version.NUMBER}\\n")
-'''
+ROOT = Path(__file__).resolve().parents[2]
+APP = ROOT / "docs" / "examples" / "deploy" / "reload_app.py"
 MOST_REQUESTS = 50_000
 """The client loop's bound (it normally ends long before, with the test)."""
 
 
 def source(number: int) -> str:
-    """``version.py`` for `number`, a size of its own (the bytecode cache checks size and
-    whole-second modification time)."""
-    return f"NUMBER = {number}\n" + "#" * number + "\n"
+    """``version.py`` for `number`: it notes the PID of each process that imports it.
+
+    Each version has a size of its own: the bytecode cache trusts a file
+    whose size and modification time (whole seconds) are those it cached.
+    """
+    return ("import os\n\n"
+            'with open(os.path.join(os.path.dirname(__file__), "imports.log"), "a") as log:\n'
+            '    log.write(f"{os.getpid()}\\n")\n'
+            f"NUMBER = {number}\n" + "#" * number + "\n")
 
 
 @dataclass
@@ -131,7 +127,7 @@ def reload(program: Program, number: int, outcome: str) -> None:
 
 def test_requests_in_a_loop_never_fail_across_reloads_and_a_broken_version(
         tmp_path: Path) -> None:
-    (tmp_path / "app.py").write_text(APP)
+    (tmp_path / "app.py").write_text(APP.read_text())
     (tmp_path / "version.py").write_text(source(1))
     with app_server(tmp_path) as program:
         port = program.wait_for_port()
