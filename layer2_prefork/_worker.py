@@ -53,14 +53,14 @@ import sys
 import time
 import traceback
 from collections import deque
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from enum import Enum
 from typing import Any, NoReturn
 
 from layer1_sockets import BufferedSocket
 
-from . import _timeout
+from . import _handover, _timeout
 from ._accept import FIRST_PAUSE, TRANSIENT
 from ._config import TCP, Event, Inherited, Interval, Local, Main, PoolSpec
 from ._errors import ProtocolError
@@ -195,6 +195,8 @@ class Worker:
             self.backlogs.register(fd, select.POLLIN)
         self.queue_first = False
         """Whether the queue goes before the listeners at the next wake-up (they alternate)."""
+        self.closing = _handover.Closing(self.waiting, self._tell_master)
+        """Half-closed connections this worker waits on while idle (a lazy lingering close)."""
         self.served = 0
         self.max_requests = request_limit(spec.options.max_requests,
                                           spec.options.max_requests_jitter)
@@ -209,6 +211,7 @@ class Worker:
         while after is After.CONTINUE:
             work = self._idle()
             after = After.LEAVE if work is None else self._serve(work)
+        self.closing.hand_all()
         if after is After.FAIL or not self._call(self.handlers.finish):
             return 1
         with contextlib.suppress(OSError):
@@ -244,7 +247,9 @@ class Worker:
                 raise self.broken
             if self.inbox or self.stopped():
                 return None  # only T is queued: leave
-            ready = dict(self.waiting.poll())
+            ready = dict(self.waiting.poll(self.closing.wait_ms()))
+            if self.closing:
+                self.closing.look(ready)  # half-closed connections: ended, or due for the master
             if self.control.fileno() in ready:
                 self._receive(block=False)
                 continue
@@ -309,8 +314,7 @@ class Worker:
         rules = self.spec.dispatch_filter
         if rules is None:
             return index, conn, b"", False
-        # no grace while others wait (a flood of silent connections costs no worker time)
-        first = _first_bytes(conn, rules, 0.0 if self.others_wait() else FIRST_BYTES_GRACE)
+        first = _first_bytes(conn, rules, self.others_wait)
         if first is None:
             conn.close()  # closed or reset before it said anything
             return None
@@ -470,8 +474,12 @@ def _descriptors(ancillary: list[tuple[int, int, bytes]]) -> list[int]:
 
 
 def _first_bytes(conn: socket.socket, rules: DispatchFilter,
-                 grace: float) -> tuple[bytes, bool] | None:
-    """Read what a new connection sends within `grace` seconds.
+                 others_wait: Callable[[], bool]) -> tuple[bytes, bool] | None:
+    """Read what a new connection sends within `FIRST_BYTES_GRACE` seconds.
+
+    There is no grace at all while other work waits (`others_wait`, asked
+    only when the first read finds nothing): a flood of silent connections
+    costs no worker time.
 
     Returns:
         The bytes, and whether the client half-closed after them; `None` if
@@ -479,11 +487,13 @@ def _first_bytes(conn: socket.socket, rules: DispatchFilter,
     """
     data = bytearray()
     limit = rules.max_bytes
-    deadline = time.monotonic() + grace
+    deadline: float | None = None
     while len(data) < limit:
         try:
             chunk = conn.recv(min(65536, limit - len(data)), socket.MSG_DONTWAIT)
         except (BlockingIOError, InterruptedError):
+            if deadline is None:
+                deadline = time.monotonic() + (0.0 if others_wait() else FIRST_BYTES_GRACE)
             left = deadline - time.monotonic()
             if left <= 0 or not select.select([conn], [], [], left)[0]:
                 break
