@@ -61,14 +61,17 @@ def _milliseconds(seconds: float | None) -> int:
 
 
 def linger(conn: BufferedSocket, timeout: float | None, limit: int = 1 << 20) -> bool:
-    """End a connection whose last response is written: half-close, let the master wait.
+    """End a connection whose last response is written: half-close, let others wait.
 
     Flushes what is queued (a caller with a slow client uses `send_rest`
-    first), shuts down the write direction (the client sees the end),
-    discards what the client already sent, and then either closes at once
-    (the client's end is there) or hands the connection to the master, which
-    discards what else comes until the client closes, `limit` bytes were
-    discarded, or `timeout` seconds passed, then closes it.
+    first), shuts down the write direction (the client sees the end), and
+    keeps the connection in the worker's `Closing` list: the idle worker
+    discards what the client sends and closes at its end, or after
+    `LAZY_LINGER` hands it to the master, which discards what else comes
+    until the client closes, `limit` bytes were discarded, or `timeout`
+    seconds passed, then closes it. Out of descriptors, the worker discards
+    what has come and hands it to the master at once (or closes it, when
+    the client's end is there).
 
     Args:
         conn: The connection.
@@ -93,7 +96,10 @@ def linger(conn: BufferedSocket, timeout: float | None, limit: int = 1 << 20) ->
     if worker is None or conn.closed or conn.tls or conn.queued:
         return False
     conn.finish()
-    while True:
+    if worker.closing.keep(conn, timeout, limit):  # its idle poll reads what comes
+        conn.close()  # the kept copy holds the connection open: this sends nothing
+        return True
+    while True:  # out of descriptors: read what is there, then the master waits
         count = conn.drain_nb(65536)
         if count == 0:  # the client's end is already there
             conn.close()
@@ -104,12 +110,11 @@ def linger(conn: BufferedSocket, timeout: float | None, limit: int = 1 << 20) ->
         if limit < 0:
             conn.close()
             return True
-    if not worker.closing.keep(conn, timeout, limit):
-        frame = encode(Kind.LINGER, LINGER.pack(_milliseconds(timeout), min(limit, _MAX_LIMIT)),
-                       fds=1)
-        if not worker._tell_master(frame, [conn.fileno()]):
-            return False
-    conn.close()  # the worker's list or the master holds it now; this copy sends nothing
+    frame = encode(Kind.LINGER, LINGER.pack(_milliseconds(timeout), min(limit, _MAX_LIMIT)),
+                   fds=1)
+    if not worker._tell_master(frame, [conn.fileno()]):
+        return False
+    conn.close()  # the master holds it now; closing this copy sends nothing
     return True
     # --8<-- [end:linger]
 
