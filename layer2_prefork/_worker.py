@@ -6,7 +6,9 @@ A worker is forked by the master and never returns into the master's code:
     prepare()                      raises -> exit 1 (the pool slows down)
     loop:
         idle: write IDLE into the scoreboard, poll the control socket,
-              the pool's queue and the pool's listening sockets
+              the pool's queue, the pool's listening sockets and the
+              connections it half-closed (`Closing`: closed at the
+              client's end, to the master with L after LAZY_LINGER)
         T, or the master gone      -> leave
         a record on the queue      -> take it (C: a held connection with
                                       its bytes, or a timer event)
@@ -18,7 +20,7 @@ A worker is forked by the master and never returns into the master's code:
                                    raises -> traceback, reset, exit 1
            a timer event done -> D; returned False, resident size above
            memory_limit, or max_requests served -> leave
-    leave: finish(), send B, exit 0
+    leave: half-closed connections to the master (L), finish(), send B, exit 0
 
 While `connect` runs, the master may send `W` (other work waits: `park`
 hands the connection back at the next chance) and `T` (a graceful stop
