@@ -249,7 +249,8 @@ def main() -> int:
         print(f"{arguments.workload}: {result.rate:,.0f} req/s under sampling "
               f"(sampling slows the server; compare shares, not speeds)\n")
         for title, path in (("worker", worker_out), ("master", master_out)):
-            print(f"== {title} ({path.relative_to(ROOT)})")
+            shown = path.relative_to(ROOT) if path.is_relative_to(ROOT) else path
+            print(f"== {title} ({shown})")
             print("\n".join(summary(fold(path), arguments.top, SPLITS[title]))
                   if path.exists() else "no samples")
             print()

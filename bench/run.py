@@ -32,15 +32,18 @@ min and max.
 from __future__ import annotations
 
 import argparse
+import atexit
 import json
 import os
 import platform
 import re
 import resource
+import shutil
 import signal
 import subprocess
 import sys
 import tarfile
+import tempfile
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import asdict, replace
@@ -52,7 +55,7 @@ import _plot
 import _report
 import _wrk
 from _clients import ClientError, payload_block
-from _servers import ROOT, SERVERS, STATIC_FILE, Running
+from _servers import ROOT, SERVERS, STATIC_FILE, Running, Server
 from _workloads import MIB, WORKLOADS, Measurement, Settings, make_upload_dir, remove_upload_dir
 
 BENCH = ROOT / "bench"
@@ -106,6 +109,9 @@ def parser() -> argparse.ArgumentParser:
     cli.add_argument("--commit", metavar="REV",
                      help="run our server from this commit (a snapshot made with git archive) "
                           "instead of the working tree")
+    cli.add_argument("--baseline", metavar="REV",
+                     help="also run our server as of this commit (a snapshot), as the server "
+                          "ours-before, measured in the same rounds: before and after in one run")
     cli.add_argument("--output", type=Path, default=BENCH / "results",
                      help="folder for latest.md, latest.json, latest.svg (bench/results)")
     cli.add_argument("--publish", action="store_true",
@@ -243,6 +249,19 @@ def snapshot(commit: str, folder: Path) -> str:
     return f"commit {sha}"
 
 
+def baseline_server(folder: Path, description: str) -> Server:
+    """Our server run from a snapshot in `folder` (its packages go first on the path)."""
+    ours = SERVERS["ours"]
+
+    def command(python: str, port: int, files: Path) -> list[str]:
+        argv = ours.command(python, port, files)
+        assert argv[1:3] == ["-m", "layer3_http"]
+        start = (f"import sys, runpy; sys.path.insert(0, {str(folder)!r}); "
+                 "runpy.run_module('layer3_http', run_name='__main__', alter_sys=True)")
+        return [python, "-c", start, *argv[3:]]
+    return Server("ours-before", f"ours before ({description})", command, ours.workers)
+
+
 def working_tree() -> str:
     """A description of the checkout our server runs from."""
     try:
@@ -338,8 +357,16 @@ def main(argv: Sequence[str] | None = None) -> int:
     arguments = parser().parse_args(argv)
     if arguments.report_only:
         results, header, saved = load_results(arguments.output / "latest.json")
+        SERVERS.setdefault("ours-before", baseline_server(Path(), "--baseline"))
         print(render(results, header, saved, arguments.output, arguments.publish))
         return 0
+    baseline = ""
+    if arguments.baseline:  # registered before `choose`, which checks the names
+        folder = Path(tempfile.mkdtemp(prefix="bench-baseline-"))
+        atexit.register(shutil.rmtree, folder, True)
+        baseline = snapshot(arguments.baseline, folder)
+        SERVERS["ours-before"] = baseline_server(folder, baseline)
+        arguments.servers += ",ours-before"
     servers, workloads = choose(arguments)
     try:
         wrk = _wrk.find(install=not arguments.no_install)
@@ -358,6 +385,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     if arguments.commit:
         source = upload_dir / "source"
         code = snapshot(arguments.commit, source)
+    if baseline:
+        code += f"; ours-before from {baseline}"
     settings = settings_from(arguments, wrk, upload_dir)
     header = environment(python, wrk, settings, prepared.versions)
     header.append(f"Our server ran from {code}.")

@@ -6,7 +6,8 @@ systemd come from `socket_activation()`), and guard handlers with
 `timeout()`; inside a handler, `stopping()` and `stop_fd()` tell that a
 graceful stop began, `park()` hands an idle connection back to the
 master (which holds it, and new connections, until a `DispatchFilter`
-says their request arrived), and `linger()` and `send_rest()` hand the
+says their request arrived; `park_due()` says when to ask even though
+the next request is there), and `linger()` and `send_rest()` hand the
 master the waits at a connection's end (the lingering close, and the rest
 of a response a client takes slowly). A command line of your own gets the same server options and
 start-up steps from `add_server_options`, `ServerOptions` and
@@ -19,13 +20,14 @@ from ._errors import ExitCode, StartupError
 from ._filter import MAX_BYTES, DispatchFilter
 from ._handover import linger, send_rest
 from ._logging import reopen as reopen_logs
-from ._park import park, work_waiting
+from ._park import LOOK_EVERY, park, park_due, work_waiting
 from ._server import Pool, listen, run
 from ._service import ServerOptions, add_server_options, serve_command
 from ._timeout import timeout, timeout_each
-from ._worker import stop_fd, stopping
+from ._worker import count_requests, requests_left, stop_fd, stopping
 
 __all__ = [
+    "LOOK_EVERY",
     "MAX_BYTES",
     "TCP",
     "DispatchFilter",
@@ -41,10 +43,13 @@ __all__ = [
     "ServerOptions",
     "StartupError",
     "add_server_options",
+    "count_requests",
     "linger",
     "listen",
     "park",
+    "park_due",
     "reopen_logs",
+    "requests_left",
     "run",
     "send_rest",
     "serve_command",

@@ -17,11 +17,28 @@ handler's `BufferedSocket` is closed without a FIN) and `False` when
 nothing happened: outside a worker, for a TLS connection (its session lives
 in this process), or when the master is gone. The caller then does the
 wait itself, as before.
+
+On loopback, and on a fast network, the client's end follows the
+response within a fraction of a millisecond, and passing the connection
+to the master would cost more than the wait. So `linger` first keeps the
+half-closed connection in the worker's own short list (`Closing`): the
+worker looks at it whenever it is idle, in the same `poll` that waits for
+new work, reads away what came and closes it when the client's end is
+there. Only a connection still open `LAZY_LINGER` seconds later (or the
+oldest, when `LAZY_COUNT` are kept) goes to the master (`L`). The worker
+never waits for a client: a kept connection only adds a descriptor to the
+poll it makes anyway.
 """
 
 from __future__ import annotations
 
+import contextlib
+import math
 import os
+import select
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 
 from layer1_sockets import BufferedSocket
 
@@ -29,6 +46,12 @@ from . import _worker
 from ._protocol import AFTER_CLOSE, AFTER_PARK, LINGER, MAX_HELD, NO_LIMIT, SEND, Kind, encode
 
 _MAX_LIMIT = NO_LIMIT - 1
+LAZY_LINGER = 0.005
+"""Seconds a worker waits (while idle, never blocked) for a half-closed client's end itself."""
+LAZY_COUNT = 16
+"""The most half-closed connections a worker keeps; past it the oldest goes to the master."""
+
+_scratch = bytearray(65536)
 
 
 def _milliseconds(seconds: float | None) -> int:
@@ -38,14 +61,17 @@ def _milliseconds(seconds: float | None) -> int:
 
 
 def linger(conn: BufferedSocket, timeout: float | None, limit: int = 1 << 20) -> bool:
-    """End a connection whose last response is written: half-close, let the master wait.
+    """End a connection whose last response is written: half-close, let others wait.
 
     Flushes what is queued (a caller with a slow client uses `send_rest`
-    first), shuts down the write direction (the client sees the end),
-    discards what the client already sent, and then either closes at once
-    (the client's end is there) or hands the connection to the master, which
-    discards what else comes until the client closes, `limit` bytes were
-    discarded, or `timeout` seconds passed, then closes it.
+    first), shuts down the write direction (the client sees the end), and
+    keeps the connection in the worker's `Closing` list: the idle worker
+    discards what the client sends and closes at its end, or after
+    `LAZY_LINGER` hands it to the master, which discards what else comes
+    until the client closes, `limit` bytes were discarded, or `timeout`
+    seconds passed, then closes it. Out of descriptors, the worker discards
+    what has come and hands it to the master at once (or closes it, when
+    the client's end is there).
 
     Args:
         conn: The connection.
@@ -70,7 +96,10 @@ def linger(conn: BufferedSocket, timeout: float | None, limit: int = 1 << 20) ->
     if worker is None or conn.closed or conn.tls or conn.queued:
         return False
     conn.finish()
-    while True:
+    if worker.closing.keep(conn, timeout, limit):  # its idle poll reads what comes
+        conn.close()  # the kept copy holds the connection open: this sends nothing
+        return True
+    while True:  # out of descriptors: read what is there, then the master waits
         count = conn.drain_nb(65536)
         if count == 0:  # the client's end is already there
             conn.close()
@@ -149,3 +178,111 @@ def send_rest(conn: BufferedSocket, source: int | None = None, offset: int = 0,
         return False
     conn.close()  # nothing is queued any more: this only closes the worker's copy
     return True
+
+
+@dataclass(slots=True)
+class _Kept:
+    """A half-closed connection a worker waits on for a moment."""
+
+    fd: int
+    hand_at: float
+    """When it goes to the master if its client has not closed (`time.monotonic`)."""
+    deadline: float
+    """The end of the lingering close itself (`inf`: no limit)."""
+    left: int
+    """Bytes it may still discard."""
+
+
+# --8<-- [start:closing]
+class Closing:
+    """The half-closed connections a worker waits on itself for a moment (a lazy lingering close).
+
+    The worker's idle `poll` includes them (`watch`) and waits at most
+    until the first is due (`wait_ms`); `look` reads away what came on the
+    ready ones and closes those whose client has closed, and gives the
+    ones still open after `LAZY_LINGER` to the master (`tell`, an `L`).
+
+    Args:
+        watch: The worker's idle poll; kept connections are registered there.
+        tell: Sends a message with descriptors to the master; `False`: it is gone.
+    """
+
+    def __init__(self, watch: select.poll,
+                 tell: Callable[[bytes, Sequence[int]], bool]) -> None:
+        self.watch = watch
+        self.tell = tell
+        self.kept: dict[int, _Kept] = {}
+        """By descriptor, oldest first (each is due `LAZY_LINGER` after it came)."""
+
+    def __len__(self) -> int:
+        return len(self.kept)
+
+    def keep(self, conn: BufferedSocket, timeout: float | None, limit: int) -> bool:
+        """Take a half-closed connection (the caller closes its copy); `False`: not taken."""
+        if len(self.kept) >= LAZY_COUNT:
+            self._hand(next(iter(self.kept.values())), time.monotonic())
+        try:
+            fd = os.dup(conn.fileno())
+        except OSError:  # out of descriptors: the master takes it at once
+            return False
+        now = time.monotonic()
+        deadline = math.inf if timeout is None else now + timeout
+        self.kept[fd] = _Kept(fd, min(now + LAZY_LINGER, deadline), deadline, limit)
+        self.watch.register(fd, select.POLLIN)
+        return True
+
+    def wait_ms(self) -> int | None:
+        """How long the idle poll may wait, in milliseconds (`None`: nothing kept, no limit)."""
+        if not self.kept:
+            return None
+        first = next(iter(self.kept.values()))
+        return max(0, math.ceil((first.hand_at - time.monotonic()) * 1000))
+
+    def look(self, ready: dict[int, int]) -> None:
+        """After the idle poll: read the ready ones, close the ended, hand on the due ones."""
+        for fd in [fd for fd in ready if fd in self.kept]:
+            self._read(self.kept[fd])
+        now = time.monotonic()
+        while self.kept:
+            first = next(iter(self.kept.values()))
+            if first.hand_at > now:
+                break
+            self._hand(first, now)
+
+    def hand_all(self) -> None:
+        """Before the worker leaves: every connection kept goes to the master."""
+        now = time.monotonic()
+        for kept in list(self.kept.values()):
+            self._hand(kept, now)
+
+    def _read(self, kept: _Kept) -> None:
+        while True:
+            try:
+                count = os.readv(kept.fd, [_scratch])
+            except (BlockingIOError, InterruptedError):
+                return
+            except OSError:
+                count = 0  # the connection failed: nothing to protect any more
+            kept.left -= count
+            if count == 0 or kept.left < 0:
+                self._drop(kept)
+                return
+
+    def _hand(self, kept: _Kept, now: float) -> None:
+        """Give a connection to the master for the rest of its lingering close (or close it)."""
+        self.watch.unregister(kept.fd)
+        del self.kept[kept.fd]
+        seconds = None if math.isinf(kept.deadline) else kept.deadline - now
+        if seconds is None or seconds > 0:
+            frame = encode(Kind.LINGER, LINGER.pack(_milliseconds(seconds),
+                                                    min(kept.left, _MAX_LIMIT)), fds=1)
+            self.tell(frame, [kept.fd])
+        with contextlib.suppress(OSError):
+            os.close(kept.fd)  # the master's copy (if it got one) lives on
+
+    def _drop(self, kept: _Kept) -> None:
+        self.watch.unregister(kept.fd)
+        del self.kept[kept.fd]
+        with contextlib.suppress(OSError):
+            os.close(kept.fd)
+# --8<-- [end:closing]

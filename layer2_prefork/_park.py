@@ -24,6 +24,17 @@ so a worker does not park a connection that is busy:
                                                next request; park if none
                                                came
 
+The first `poll` of a decision answers all three at once, without
+waiting: the connection, the control socket, the pool's queue and its
+listeners. Only when nothing is there does a second one wait, for the
+connection and the master.
+
+When to ask is this module's too. A handler calls `park` when the next
+request has not arrived (its read found nothing); a connection whose
+client is always ahead would then never be asked about, so `park_due`
+says when to call `park` before reading anyway: every `LOOK_EVERY`
+seconds of a connection's stay, without a system call.
+
 A TLS connection cannot move: its session state lives in this process's
 memory, so `park` keeps it (returns `False`).
 
@@ -39,6 +50,7 @@ import math
 import select
 import socket
 import time
+from collections.abc import Iterable
 
 from layer1_sockets import BufferedSocket
 
@@ -55,16 +67,129 @@ quiet machine): a 20 ms slice gave 30,700 requests a second with a p99 of
 139 ms (seven other connections' slices), 3 ms 29,500 and 22 ms, 1 ms
 27,400 and 8.3 ms, and 0 gave 26,500 and 3.2 ms: a tail forty times
 shorter for a seventh of the throughput. A worker learns that others wait
-from one `poll` of the queue and the listeners, not from the master."""
+from its own `poll` of the queue and the listeners, not only from the master."""
 GRACE = 0.002
 """While others wait, how long a worker waits for a client's next request before parking."""
+LOOK_EVERY = 0.02
+"""Seconds between two looks at a connection whose next request is always there already."""
+
+
+# --8<-- [start:parking]
+class Parking:
+    """A worker's side of parking: the poll that decides, and when to look again.
+
+    Args:
+        worker: The worker whose current connection (`Worker.connection`) may move.
+        backlogs: The pool's queue and listening sockets (their descriptors).
+    """
+
+    def __init__(self, worker: _worker.Worker, backlogs: Iterable[int]) -> None:
+        self.worker = worker
+        self.control = worker.control.fileno()
+        self.backlogs = set(backlogs)
+        self.watch = select.poll()
+        """The control socket, registered once; `park` adds the connection while it decides."""
+        self.watch.register(self.control, select.POLLIN)
+        self.everything = select.poll()
+        """The same and the backlogs: the first look of a decision."""
+        for fd in (self.control, *self.backlogs):
+            self.everything.register(fd, select.POLLIN)
+        self.since = 0.0
+        """When the connection of the last look came to this worker (`Worker.serving_since`)."""
+        self.next_look = 0.0
+
+    def forget(self, fd: int) -> None:
+        """A listener the worker stopped accepting on."""
+        self.backlogs.discard(fd)
+        self.everything.unregister(fd)
+
+    def due(self) -> bool:
+        """Whether to ask before reading: `LOOK_EVERY` after the connection came, and after
+        the last look."""
+        now = time.monotonic()
+        if self.since != self.worker.serving_since:  # a new connection: its first look
+            self.since = self.worker.serving_since
+            self.next_look = self.since + LOOK_EVERY
+        if now < self.next_look:
+            return False
+        self.next_look = now + LOOK_EVERY
+        return True
+
+    def park(self, conn: BufferedSocket, linger: float) -> bool:
+        """`park` for this worker's connection."""
+        if not self._movable(conn):
+            return False
+        fd = conn.fileno()
+        for watch in (self.watch, self.everything):
+            watch.register(fd, select.POLLIN)
+        try:
+            return self._decide(conn, fd, linger)
+        finally:
+            for watch in (self.watch, self.everything):
+                watch.unregister(fd)
+
+    def _movable(self, conn: BufferedSocket) -> bool:
+        if conn is not self.worker.connection:  # a timer event, or a socket of its own
+            return False
+        return not (conn.buffered or conn.closed or conn.tls or conn.queued)
+
+    def _decide(self, conn: BufferedSocket, fd: int, linger: float) -> bool:
+        """The table of the module docstring: hand the connection back, or keep it."""
+        worker = self.worker
+        start = now = time.monotonic()
+        deadline = start + linger
+        turn_over = worker.serving_since + SLICE  # when this connection has had its slice
+        speaks, told, others = self._look(fd, 0.0, self.everything)
+        waiting = others
+        while True:
+            if worker.check_stop() if told else worker.stopped():
+                return False
+            waiting = waiting or worker.work_waiting
+            if waiting and now >= turn_over:
+                return self._hand_back(conn)  # others wait and this one had its turn
+            if speaks:
+                return False
+            until = min(deadline, start + GRACE, turn_over) if waiting else deadline
+            if not told and now >= until:
+                return self._hand_back(conn)  # silent: park
+            # other work that comes during the wait counts from the next request on
+            speaks, told, _ = self._look(fd, until - now, self.watch)
+            now = time.monotonic()
+
+    def _look(self, fd: int, wait: float, watch: select.poll) -> tuple[bool, bool, bool]:
+        """One poll of the connection and the control socket (and the backlogs) for `wait` s.
+
+        Returns:
+            Whether the client sent something (or closed), whether the master
+            did (read by `Worker.check_stop`, which the caller runs next), and
+            whether other work waits in the queue or a listener's backlog.
+        """
+        ready = [ready_fd for ready_fd, _ in watch.poll(max(0, math.ceil(wait * 1000)))]
+        return (fd in ready, self.control in ready,
+                any(ready_fd in self.backlogs for ready_fd in ready))
+
+    def _hand_back(self, conn: BufferedSocket) -> bool:
+        worker = self.worker
+        index = worker.listener
+        assert index is not None
+        frame = encode(Kind.PARK, connect_payload(index), fds=1)
+        try:
+            sent = socket.send_fds(worker.control, [frame], [conn.fileno()])
+        except OSError:
+            return False
+        if sent != len(frame):  # a blocking socket sends whole frames or fails
+            raise ConnectionError("the control socket took part of a PARK message")
+        conn.close()  # the master holds the connection now: no FIN, nothing lost
+        return True
+# --8<-- [end:parking]
 
 
 def park(conn: BufferedSocket, linger: float = 0.0) -> bool:
     """Hand an idle connection back to the master, to be served again when it speaks.
 
     Call it in a connect handler when a request is done and the connection
-    stays open (HTTP keep-alive). If it returns `True`, the connection now
+    stays open (HTTP keep-alive), and its next request has not arrived (or
+    `park_due` says to ask anyway). If it returns `True`, the connection now
     belongs to the master: the handler returns (the worker becomes idle),
     and when the client's next request arrives the master gives the
     connection, with the bytes it read, to any idle worker, whose
@@ -76,7 +201,7 @@ def park(conn: BufferedSocket, linger: float = 0.0) -> bool:
         conn: The connection, with its response written.
         linger: Seconds to wait for the next request before parking (it is
             cheaper to keep a connection whose client answers at once);
-            cut to `GRACE` when the master says other connections wait.
+            cut to `GRACE` when other work waits.
 
     Returns:
         Whether the connection was handed back. `False` outside a worker,
@@ -96,73 +221,21 @@ def park(conn: BufferedSocket, linger: float = 0.0) -> bool:
     Moonbridge: none; the original keeps every connection in its worker.
     """
     worker = _worker.current()
-    if worker is None or not _movable(worker, conn):
-        return False
-    watch = worker.watch  # the control socket is registered once, in the worker
-    fd = conn.fileno()
-    watch.register(fd, select.POLLIN)
-    try:
-        return _decide(worker, watch, conn, fd, linger)
-    finally:
-        watch.unregister(fd)
+    return worker is not None and worker.parking.park(conn, linger)
 
 
-def _decide(worker: _worker.Worker, watch: select.poll, conn: BufferedSocket, fd: int,
-            linger: float) -> bool:
-    """The table of the module docstring: hand the connection back, or keep it."""
-    start = now = time.monotonic()
-    deadline = start + linger
-    waiting = worker.others_wait()
-    while True:
-        if waiting and now >= worker.serving_since + SLICE:
-            return _hand_back(worker, conn)  # others wait and this one had its turn
-        until = deadline
-        if waiting:  # others wait: only a short grace, within the time slice
-            until = min(deadline, start + GRACE, worker.serving_since + SLICE)
-        speaks, told = _look(watch, fd, max(0.0, until - now))  # one poll per wait
-        if worker.check_stop() if told else worker.stopped():
-            return False
-        waiting = waiting or worker.work_waiting
-        now = time.monotonic()
-        if speaks:
-            if waiting and now >= worker.serving_since + SLICE:
-                return _hand_back(worker, conn)
-            return False
-        if not told and now >= until:
-            return _hand_back(worker, conn)  # silent: park
+def park_due() -> bool:
+    """Whether a handler whose client is ahead should call `park` before reading; no system call.
 
+    True once every `LOOK_EVERY` seconds, counted from when the worker was
+    given the connection; `False` outside a worker.
 
-def _movable(worker: _worker.Worker, conn: BufferedSocket) -> bool:
-    if conn is not worker.connection:  # a timer event, or a socket of the handler's own
-        return False
-    return not (conn.buffered or conn.closed or conn.tls or conn.queued)
-
-
-def _look(watch: select.poll, fd: int, wait: float) -> tuple[bool, bool]:
-    """Poll the connection and the control socket for up to `wait` seconds.
-
-    Returns:
-        Whether the client sent something (or closed), and whether the
-        master did: what arrived on the control socket (`W`, `T`) is read
-        by `Worker.check_stop`, which the caller runs next.
+    Examples:
+        >>> park_due()  # not in a worker
+        False
     """
-    ready = watch.poll(math.ceil(wait * 1000))
-    speaks = any(event_fd == fd for event_fd, _ in ready)
-    return speaks, len(ready) > speaks
-
-
-def _hand_back(worker: _worker.Worker, conn: BufferedSocket) -> bool:
-    index = worker.listener
-    assert index is not None
-    frame = encode(Kind.PARK, connect_payload(index), fds=1)
-    try:
-        sent = socket.send_fds(worker.control, [frame], [conn.fileno()])
-    except OSError:
-        return False
-    if sent != len(frame):  # a blocking socket sends whole frames or fails
-        raise ConnectionError("the control socket took part of a PARK message")
-    conn.close()  # the master holds the connection now: no FIN, nothing lost
-    return True
+    worker = _worker.current()
+    return worker is not None and worker.parking.due()
 
 
 def work_waiting() -> bool:

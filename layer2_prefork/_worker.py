@@ -6,7 +6,9 @@ A worker is forked by the master and never returns into the master's code:
     prepare()                      raises -> exit 1 (the pool slows down)
     loop:
         idle: write IDLE into the scoreboard, poll the control socket,
-              the pool's queue and the pool's listening sockets
+              the pool's queue, the pool's listening sockets and the
+              connections it half-closed (`Closing`: closed at the
+              client's end, to the master with L after LAZY_LINGER)
         T, R, or the master gone   -> leave
         a record on the queue      -> take it (C: a held connection with
                                       its bytes, or a timer event)
@@ -18,7 +20,7 @@ A worker is forked by the master and never returns into the master's code:
                                    raises -> traceback, reset, exit 1
            a timer event done -> D; returned False, resident size above
            memory_limit, or max_requests served -> leave
-    leave: finish(), send B, exit 0
+    leave: half-closed connections to the master (L), finish(), send B, exit 0
 
 While `connect` runs, the master may send `W` (other work waits: `park`
 hands the connection back at the next chance) and `T` (a graceful stop
@@ -54,16 +56,16 @@ import sys
 import time
 import traceback
 from collections import deque
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from enum import Enum
 from typing import Any, NoReturn
 
 from layer1_sockets import BufferedSocket
 
-from . import _timeout
+from . import _handover, _park, _timeout
 from ._accept import FIRST_PAUSE, TRANSIENT
-from ._config import TCP, Event, Inherited, Interval, Local, Main, PoolSpec
+from ._config import TCP, Event, Inherited, Interval, Listener, Local, Main, PoolSpec
 from ._errors import ProtocolError
 from ._filter import DispatchFilter
 from ._protocol import (
@@ -186,7 +188,7 @@ class Worker:
         self.connection: BufferedSocket | None = None
         """The connection `connect` serves now (`None` for a timer event): the one `park` moves."""
         self.watch = select.poll()
-        """The control socket, registered once; `park` adds the connection it watches."""
+        """The control socket alone (a pause after an accept error listens to the master only)."""
         self.watch.register(control, select.POLLIN)
         self.waiting = select.poll()
         """What an idle worker waits on: control socket, queue and listeners."""
@@ -200,9 +202,16 @@ class Worker:
             self.backlogs.register(fd, select.POLLIN)
         self.queue_first = False
         """Whether the queue goes before the listeners at the next wake-up (they alternate)."""
+        self.closing = _handover.Closing(self.waiting, self._tell_master)
+        """Half-closed connections this worker waits on while idle (a lazy lingering close)."""
+        self.parking = _park.Parking(self, (self.queue.fileno(), *self.listening))
+        """Between two requests: whether to hand the connection back (`park`)."""
+        self.limits = RequestLimits()
+        """This worker's `max_requests` limits, each with its jitter drawn once."""
         self.served = 0
-        self.max_requests = request_limit(spec.options.max_requests,
-                                          spec.options.max_requests_jitter)
+        """Pieces of work served (the pool's `max_requests` counts these)."""
+        self.max_requests = self.limits.limit(spec.options.max_requests,
+                                              spec.options.max_requests_jitter)
 
     # --8<-- [start:run]
     def run(self) -> int:
@@ -214,6 +223,7 @@ class Worker:
         while after is After.CONTINUE:
             work = self._idle()
             after = After.LEAVE if work is None else self._serve(work)
+        self.closing.hand_all()
         if after is After.FAIL or not self._call(self.handlers.finish):
             return 1
         with contextlib.suppress(OSError):
@@ -249,7 +259,9 @@ class Worker:
                 raise self.broken
             if self.inbox or self.stopped() or self.retiring:
                 return None  # only T is queued, or R came: leave
-            ready = dict(self.waiting.poll())
+            ready = dict(self.waiting.poll(self.closing.wait_ms()))
+            if self.closing:
+                self.closing.look(ready)  # half-closed connections: ended, or due for the master
             if self.control.fileno() in ready:
                 self._receive(block=False)
                 continue
@@ -314,8 +326,7 @@ class Worker:
         rules = self.spec.dispatch_filter
         if rules is None:
             return index, conn, b"", False
-        # no grace while others wait (a flood of silent connections costs no worker time)
-        first = _first_bytes(conn, rules, 0.0 if self.others_wait() else FIRST_BYTES_GRACE)
+        first = _first_bytes(conn, rules, self.others_wait)
         if first is None:
             conn.close()  # closed or reset before it said anything
             return None
@@ -329,6 +340,8 @@ class Worker:
     def _stop_accepting(self, fd: int) -> None:
         """Forget a listener the master shut down (`shutdown`: every copy stops at once)."""
         self.waiting.unregister(fd)
+        self.backlogs.unregister(fd)
+        self.parking.forget(fd)
         del self.listening[fd]
 
     def _hold(self, index: int, conn: socket.socket, data: bytes) -> None:
@@ -405,26 +418,40 @@ class Worker:
                 self.master_gone = True
         return self.stop_requested or self.master_gone or self.broken is not None
 
+    # --8<-- [start:serve]
     def _serve(self, work: Work) -> After:
-        """Run `connect` for one piece of work."""
+        """Run `connect` for one piece of work, then decide whether to go on."""
         index, sock, data, queued = work
+        listener = self._check_work(index, sock)
+        self.listener, self.serving_since = index, time.monotonic()
+        self.board.busy(index, self.serving_since, accepted=not queued)
+        conn = _given(listener, sock, data)
+        result = self._run_handler(index, conn)
+        if result is None:
+            return After.FAIL
+        self.served += 1
+        return self._after(result)
+    # --8<-- [end:serve]
+
+    def _check_work(self, index: int, sock: socket.socket | None) -> Listener:
+        """The listener a piece of work belongs to.
+
+        Raises:
+            ProtocolError: No such listener, or a connection for a timer (or none for a socket).
+        """
         if index >= len(self.spec.listeners):
             raise ProtocolError(f"CONNECT for listener {index}, which does not exist")
         listener = self.spec.listeners[index]
         if isinstance(listener, TCP | Local | Inherited) != (sock is not None):
             raise ProtocolError(f"CONNECT for listener {index} with the wrong descriptors")
-        self.listener, self.serving_since = index, time.monotonic()
-        self.board.busy(index, self.serving_since, accepted=not queued)
-        conn: BufferedSocket | Event
-        if isinstance(listener, Interval):
-            conn = Event(interval=listener.name)
-        elif isinstance(listener, Main):
-            conn = Event(main=listener.name)
-        else:
-            assert sock is not None
-            conn = BufferedSocket(sock)
-            if data:
-                conn.unread(data)  # what was read before the handler got the connection
+        return listener
+
+    def _run_handler(self, index: int, conn: BufferedSocket | Event) -> object:
+        """Call `connect`; return its result, `None` if it raised (traceback printed, reset).
+
+        Afterwards the watchdog is disarmed, a timer run is reported done
+        (`D`), and a connection the handler left open is closed politely.
+        """
         self.connection = conn if isinstance(conn, BufferedSocket) else None
         try:
             result = self.handlers.connect(conn)
@@ -432,7 +459,7 @@ class Worker:
             traceback.print_exc()
             if isinstance(conn, BufferedSocket):
                 conn.reset()
-            return After.FAIL
+            return None
         finally:
             _timeout.disarm()
             self.listener, self.connection = None, None
@@ -440,10 +467,13 @@ class Worker:
                 self._tell_master(encode(Kind.DONE, connect_payload(index)))
         if isinstance(conn, BufferedSocket) and not conn.closed:
             close_politely(conn)
-        self.served += 1
+        return True if result is None else result
+
+    def _after(self, result: object) -> After:
+        """Retire when the handler said so (`False`), or at `max_requests`, or `memory_limit`."""
         if result is False:
             return After.LEAVE
-        if self.max_requests is not None and self.served >= self.max_requests:
+        if self.limits.spent(self.max_requests, self.served):
             print(f"served {self.served} requests (max_requests); retiring", file=sys.stderr)
             return After.LEAVE
         return After.LEAVE if over_memory_limit(self.spec.options.memory_limit) else After.CONTINUE
@@ -476,8 +506,12 @@ def _descriptors(ancillary: list[tuple[int, int, bytes]]) -> list[int]:
 
 
 def _first_bytes(conn: socket.socket, rules: DispatchFilter,
-                 grace: float) -> tuple[bytes, bool] | None:
-    """Read what a new connection sends within `grace` seconds.
+                 others_wait: Callable[[], bool]) -> tuple[bytes, bool] | None:
+    """Read what a new connection sends within `FIRST_BYTES_GRACE` seconds.
+
+    There is no grace at all while other work waits (`others_wait`, asked
+    only when the first read finds nothing): a flood of silent connections
+    costs no worker time.
 
     Returns:
         The bytes, and whether the client half-closed after them; `None` if
@@ -485,11 +519,13 @@ def _first_bytes(conn: socket.socket, rules: DispatchFilter,
     """
     data = bytearray()
     limit = rules.max_bytes
-    deadline = time.monotonic() + grace
+    deadline: float | None = None
     while len(data) < limit:
         try:
             chunk = conn.recv(min(65536, limit - len(data)), socket.MSG_DONTWAIT)
         except (BlockingIOError, InterruptedError):
+            if deadline is None:
+                deadline = time.monotonic() + (0.0 if others_wait() else FIRST_BYTES_GRACE)
             left = deadline - time.monotonic()
             if left <= 0 or not select.select([conn], [], [], left)[0]:
                 break
@@ -558,6 +594,79 @@ def stop_fd() -> int | None:
     if worker is None or worker.master_gone:
         return None
     return worker.control.fileno()
+
+
+def _given(listener: Listener, sock: socket.socket | None,
+           data: bytes) -> BufferedSocket | Event:
+    """What `connect` is given: the connection with the bytes read of it, or a timer event."""
+    if isinstance(listener, Interval):
+        return Event(interval=listener.name)
+    if isinstance(listener, Main):
+        return Event(main=listener.name)
+    assert sock is not None
+    conn = BufferedSocket(sock)
+    if data:
+        conn.unread(data)  # what was read before the handler got the connection
+    return conn
+
+
+# --8<-- [start:limits]
+class RequestLimits:
+    """`max_requests` with its jitter, drawn once per worker (each worker has its own).
+
+    The pool's limit counts pieces of work (`Worker.served`); a handler
+    that serves several requests per connection (layer 3) counts its own
+    with `requests_left` and `count_requests`.
+    """
+
+    def __init__(self) -> None:
+        self.drawn: dict[tuple[int, int], int] = {}
+        self.requests = 0
+        """Requests the handler said it served (`count_requests`)."""
+
+    def limit(self, max_requests: int | None, jitter: int) -> int | None:
+        """The limit with this worker's jitter, the same at every call."""
+        if max_requests is None:
+            return None
+        key = (max_requests, jitter)
+        if key not in self.drawn:
+            self.drawn[key] = request_limit(max_requests, jitter) or max_requests
+        return self.drawn[key]
+
+    @staticmethod
+    def spent(limit: int | None, served: int) -> bool:
+        return limit is not None and served >= limit
+# --8<-- [end:limits]
+
+
+_outside = RequestLimits()
+"""The limits of a process that is not a worker (a handler run by a test or a script)."""
+
+
+def requests_left(max_requests: int | None, jitter: int = 0) -> int | None:
+    """How many more requests this worker may answer under a handler's own `max_requests`.
+
+    The jitter (a random 0 to `jitter` added to the limit) is drawn once
+    per worker, so workers started together do not retire together;
+    `count_requests` counts what was answered.
+
+    Returns:
+        At least 1 (the request about to be answered); `None` for no limit.
+
+    Examples:
+        >>> requests_left(None) is None
+        True
+        >>> requests_left(100)  # not in a worker: the process's own count
+        100
+    """
+    limits = _current.limits if _current is not None else _outside
+    limit = limits.limit(max_requests, jitter)
+    return None if limit is None else max(limit - limits.requests, 1)
+
+
+def count_requests(count: int) -> None:
+    """Count `count` requests answered toward `requests_left`."""
+    (_current.limits if _current is not None else _outside).requests += count
 
 
 def request_limit(max_requests: int | None, jitter: int) -> int | None:

@@ -11,9 +11,11 @@ connection. Its loop reads like a list:
    request is closed at once; requests under way still finish. Between
    two requests an idle connection is parked instead (layer 2's `park`):
    if no byte of the next request came within `park_linger`, or at once
-   when other connections wait for a worker (`work_waiting`, looked at
-   every `_LOOK_EVERY` seconds), the connection goes back to the master,
-   which hands it to a worker again when the next head has arrived;
+   when other connections wait for a worker, the connection goes back to
+   the master, which hands it to a worker again when the next head has
+   arrived. Layer 2 is asked when the read finds nothing, and, when its
+   `park_due` says so, before reading too (a client always ahead is
+   asked about every `LOOK_EVERY` seconds);
 2. build the `Request` (a `Content-Length` past the body limit: 413);
 3. run the callback under the layer 2 watchdog (`response_timeout`), then
    finish the response if the callback did not;
@@ -45,7 +47,7 @@ import traceback
 from collections.abc import Callable
 
 from layer1_sockets import BufferedSocket, poll
-from layer2_prefork import park, stop_fd, stopping, timeout, timeout_each, work_waiting
+from layer2_prefork import park, park_due, stop_fd, stopping, timeout, timeout_each
 
 from ._accesslog import AccessEntry
 from ._dispatch import refusal
@@ -59,7 +61,6 @@ from ._wire import Wire
 __all__ = ["Connection", "describe_peer", "log"]
 
 _HEAD_READ = 16384  # the most head bytes read at once (the rest of a pipeline waits)
-_LOOK_EVERY = 0.02  # seconds between two looks for others waiting (layer 2's time slice)
 
 
 def log(message: str, error: BaseException | None = None) -> None:
@@ -113,7 +114,6 @@ class Connection:
         """The server's own answer to the current request (a 500, a 413, ...), if any."""
         self.parked = False
         """Whether the connection was handed back to the master (`layer2_prefork.park`)."""
-        self.next_look = time.monotonic() + _LOOK_EVERY
 
     def serve(self) -> None:
         """Serve requests until the connection ends; raises nothing but `MemoryError`."""
@@ -175,54 +175,65 @@ class Connection:
 
     # -- the head ----------------------------------------------------------------
 
+    # --8<-- [start:read_head]
     def _read_head(self) -> RequestHead | None:
-        """Read the next head; `None` when the client closed or stayed idle too long.
+        """Read the next head; `None` when the client closed, stayed idle too long, or
+        the connection was parked.
 
         Raises:
             ClientError: The head is malformed, too large, or late (408).
         """
-        options = self.options
-        if self.served and self._others_wait() and self._park(0.0):
+        may_park = self.served > 0 and self.options.park_linger is not None
+        if may_park and park_due():  # layer 2 says when to ask though the client is ahead
+            if self._park():
+                return None
+            may_park = False  # asked for this request already
+        data = self._first_bytes(may_park)
+        if data is None:
             return None
-        parser = HeadParser(size_limit=options.request_header_size_limit)
-        deadline = _deadline(options.idle_timeout)
-        may_park = bool(self.served)
-        while True:
-            # Fast path: take what has arrived in one read and feed it whole,
-            # so the parser cuts all complete lines in one pass (not one read
-            # and one feed per line); what follows the head goes back below.
-            data = self.wire.read_nb(min(self.sock.buffered, _HEAD_READ) or _HEAD_READ)
-            if data is None:
-                if not parser.started:
-                    if may_park:  # park waits for the request itself: read again after it
-                        may_park = False
-                        if self._park(options.park_linger or 0.0):
-                            return None
-                        continue
-                    if not self._wait_for_request(deadline):
-                        return None
-                elif not self.wire.wait_input(
-                        _earliest(deadline, _deadline(options.stall_timeout))):
-                    raise ClientError(408, "the request head did not arrive in time")
-                continue
-            if not data:
-                if not parser.started:
-                    return None
-                raise ClientError(400, "connection closed inside the request head")
-            if not parser.started:
-                deadline = _deadline(options.request_header_timeout)
-            head = parser.feed(data)
-            if head is not None:
-                self.sock.unread(parser.leftover)  # the body or the next pipelined request
-                return head
+        parser = HeadParser(size_limit=self.options.request_header_size_limit)
+        deadline = _deadline(self.options.request_header_timeout)
+        while (head := parser.feed(data)) is None:
+            data = self._more_bytes(deadline)
+        self.sock.unread(parser.leftover)  # the body or the next pipelined request
+        return head
+    # --8<-- [end:read_head]
 
-    def _others_wait(self) -> bool:
-        """Whether other connections wait for a worker (asked every `_LOOK_EVERY` s)."""
-        now = time.monotonic()
-        if now < self.next_look or self.sock.buffered:
-            return False
-        self.next_look = now + _LOOK_EVERY
-        return work_waiting()
+    def _read_some(self) -> bytes | None:
+        """What has arrived, `b""` at the end, `None` if nothing has.
+
+        Takes what has arrived in one read and feeds it whole, so the parser
+        cuts all complete lines in one pass (not one read and one feed per
+        line); what follows the head goes back into the buffer.
+        """
+        return self.wire.read_nb(min(self.sock.buffered, _HEAD_READ) or _HEAD_READ)
+
+    def _first_bytes(self, may_park: bool) -> bytes | None:
+        """Wait for the first bytes of a head (`idle_timeout`); `None`: closed, idle, parked."""
+        deadline = _deadline(self.options.idle_timeout)
+        while (data := self._read_some()) is None:
+            if may_park:  # park waits for the request itself: read again after it
+                may_park = False
+                if self._park():
+                    return None
+            elif not self._wait_for_request(deadline):
+                return None
+        return data or None
+
+    def _more_bytes(self, deadline: float | None) -> bytes:
+        """The next bytes of a head under way, within `request_header_timeout` and
+        `stall_timeout`.
+
+        Raises:
+            ClientError: 408 when they are late, 400 when the client closed.
+        """
+        while (data := self._read_some()) is None:
+            if not self.wire.wait_input(_earliest(deadline,
+                                                  _deadline(self.options.stall_timeout))):
+                raise ClientError(408, "the request head did not arrive in time")
+        if not data:
+            raise ClientError(400, "connection closed inside the request head")
+        return data
 
     def _quiet_for(self, seconds: float | None) -> None:
         """Before a wait of up to `seconds` between requests: no stale watchdog may fire.
@@ -235,10 +246,9 @@ class Connection:
         if limit is not None and (seconds is None or seconds >= limit / 2):
             timeout(0)
 
-    def _park(self, linger: float) -> bool:
+    def _park(self) -> bool:
         """Hand the idle connection back to the master (see `Options.park_linger`)."""
-        if self.options.park_linger is None:
-            return False
+        linger = self.options.park_linger or 0.0
         self._quiet_for(linger)
         if not park(self.sock, linger):
             return False

@@ -23,9 +23,10 @@ clients do not pin workers.
 With the `tls` option each connection first runs the TLS handshake
 (layer 1's `starttls`, bounded by `request_header_timeout`); a failed
 handshake is logged in one line and the connection reset. With
-`max_requests` the handler counts the requests its worker answered (each
-forked worker has its own count) and retires the worker when they are
-used up.
+`max_requests` the handler counts the requests its worker answered with
+layer 2 (`requests_left`, `count_requests`: each forked worker has its
+own count and its own jitter) and retires the worker when they are used
+up.
 
 Invariants: the options are validated when `generate_handler` is called
 (in the master, before any fork); a `Handler` never raises out of a
@@ -38,13 +39,11 @@ Moonbridge: ``http.generate_handler``.
 
 from __future__ import annotations
 
-import os
-import random
 from collections.abc import Callable
 from typing import Any
 
 from layer1_sockets import BufferedSocket
-from layer2_prefork import DispatchFilter
+from layer2_prefork import DispatchFilter, count_requests, requests_left
 
 from ._connection import Connection, describe_peer, log
 from ._dispatch import http_filter
@@ -73,9 +72,6 @@ class Handler:
         self.callback = callback
         self.options = options
         self.dispatch_filter: DispatchFilter | None = http_filter(options)
-        self._process = 0
-        self._limit = 0
-        self._answered = 0
 
     def __call__(self, conn: object) -> bool:
         if not isinstance(conn, BufferedSocket):
@@ -83,9 +79,12 @@ class Handler:
             return True
         if self.options.tls is not None and not self._handshake(conn):
             return True
-        connection = Connection(conn, self.callback, self.options, budget=self._budget())
+        options = self.options
+        budget = requests_left(options.max_requests, options.max_requests_jitter)
+        connection = Connection(conn, self.callback, options, budget=budget)
         connection.serve()
-        self._answered += connection.served
+        if budget is not None:
+            count_requests(connection.served)
         return not connection.retire
 
     def _handshake(self, conn: BufferedSocket) -> bool:
@@ -99,17 +98,6 @@ class Handler:
             conn.reset()
             return False
         return True
-
-    def _budget(self) -> int | None:
-        """Requests this worker may still answer (`max_requests`), `None` for no limit."""
-        limit = self.options.max_requests
-        if limit is None:
-            return None
-        if self._process != os.getpid():  # the first connection in this worker
-            self._process, self._answered = os.getpid(), 0
-            jitter = self.options.max_requests_jitter
-            self._limit = limit + (random.randint(0, jitter) if jitter else 0)
-        return max(self._limit - self._answered, 1)
 
     def __repr__(self) -> str:
         return f"<Handler {self.callback!r}>"

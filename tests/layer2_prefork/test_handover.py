@@ -160,6 +160,25 @@ def test_a_client_that_sends_past_the_limit_is_closed_at_once(tmp_path: Path) ->
             assert time.monotonic() - started < PROMPT  # not at the 30 s deadline
 
 
+def test_a_client_that_closes_right_after_the_response_never_reaches_the_master(
+        tmp_path: Path) -> None:
+    """The lazy lingering close: the worker waits a moment (idle, in its poll) for the end."""
+    rounds = 20
+    with handing(tmp_path) as (server, (worker,), path):
+        mark = server.mark()
+        for _ in range(rounds):
+            with local_client(path) as client:
+                client.sendall(b"linger 30 1048576\n")
+                assert read_line(client) == f"lingering {worker}\n".encode()
+                assert client.recv(100) == b""  # the server half-closed
+                client.shutdown(socket.SHUT_WR)  # the client's end follows at once
+                assert hung_up(client, PROMPT)  # closed by whoever had it
+        server.mark()
+        # without the lazy close every one of them goes to the master; a loaded
+        # machine may delay a few clients past the worker's moment
+        assert len(server.matches(LINGER, mark)) < rounds // 2
+
+
 def test_a_client_that_closed_early_is_closed_by_the_worker_at_once(tmp_path: Path) -> None:
     with handing(tmp_path) as (server, (worker,), _):
         mark = server.mark()
