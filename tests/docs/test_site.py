@@ -4,7 +4,7 @@ What ``mkdocs build --strict`` already checks (missing pages, broken
 Markdown links and anchors, missing snippet files) is not repeated here.
 These tests look at the *built* HTML, where every link ends up, including
 those that Markdown never saw: navigation, the theme's own assets,
-cross-references made by mkdocstrings, links inside inline SVG. They also
+cross-references into the API reference, links inside inline SVG. They also
 check the promises of the home page, that nothing is fetched from the
 internet, and that ``make serve`` runs our server and stops cleanly on
 Ctrl-C.
