@@ -82,7 +82,7 @@ def site_pages(site: Path) -> dict[str, Page]:
     pages = {}
     for path in sorted(site.rglob("*.html")):
         relative = path.relative_to(site).as_posix()
-        url = relative.removesuffix("index.html")
+        url = relative.removesuffix("index.html") if path.name == "index.html" else relative
         pages[url] = parse_page(path)
     return pages
 
@@ -103,7 +103,7 @@ def resolve(site: Path, page_url: str, reference: str) -> tuple[Path | None, str
     elif target.is_dir():
         target = target / "index.html"
         path += "/"
-    url = path.removesuffix("index.html")
+    url = path.removesuffix("index.html") if target.name == "index.html" else path
     return (target if target.is_file() else None), url, unquote(parts.fragment)
 
 
