@@ -19,6 +19,7 @@ import sys
 import warnings
 from pathlib import Path
 
+import material
 from sphinx.deprecation import RemovedInSphinx10Warning
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -71,6 +72,8 @@ warnings.filterwarnings("ignore", category=RemovedInSphinx10Warning,
                         message=".*sphinx_autodoc_typehints")
 
 html_theme = "furo"
+# The tutorial's icon (mkdocs-material's), so that no page asks the server for /favicon.ico.
+html_favicon = str(Path(material.__file__).parent / "templates/assets/images/favicon.png")
 html_title = "Moonbridge in Python: API reference"
 html_short_title = "API reference"
 html_copy_source = False
