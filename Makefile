@@ -8,7 +8,7 @@ HOST ?= 127.0.0.1
 PORT ?= 8000
 SERVE_ARGS ?=
 
-.PHONY: serve test setup bench bench-publish lint typecheck imports pytest docs clean sessions
+.PHONY: serve test setup bench bench-publish lint typecheck imports pytest docs api clean sessions
 
 # The tutorial, built strictly, served by the server it teaches (layer 3's
 # static-file callback on layer 2's pre-forked workers). Ctrl-C sends SIGINT,
@@ -40,8 +40,14 @@ imports:
 pytest:
 	$(BIN)/python -m pytest -m "not nightly" $(PYTEST_ARGS)
 
+# The site, strictly. The same build runs Sphinx on docs/api/ (sphinx-build -W
+# --keep-going -n, from docs/api/hook.py): the API reference lands in site/api/.
 docs:
 	NO_MKDOCS_2_WARNING=1 $(BIN)/mkdocs build --strict --quiet
+
+# The API reference alone, with the same options, into build/api/.
+api: setup
+	$(BIN)/python -m sphinx -W --keep-going -n -q -b html docs/api build/api
 
 clean:
 	rm -rf $(VENV) site

@@ -6,11 +6,13 @@ ran) with an input buffer and an output queue. Its descriptor always stays
 non-blocking; the blocking calls wait for readiness themselves. So every
 operation comes in three forms that can be mixed freely on one socket:
 
-| form | when the kernel is not ready |
-| --- | --- |
-| `read`, `write`, `flush`, `drain` | waits (with `selectors`) and goes on |
-| `read_nb`, `write_nb`, `flush_nb`, `drain_nb` | returns at once (`None`, or bytes queued) |
-| `read_call`, `write_call`, ... | calls your ``wait(sock, "r" or "w")`` and goes on |
+=============================================  =================================================
+form                                           when the kernel is not ready
+=============================================  =================================================
+`read`, `write`, `flush`, `drain`              waits (with `selectors`) and goes on
+`read_nb`, `write_nb`, `flush_nb`, `drain_nb`  returns at once (`None`, or bytes queued)
+`read_call`, `write_call`, ...                 calls your ``wait(sock, "r" or "w")`` and goes on
+=============================================  =================================================
 
 Reads return `bytes` (`b""` = EOF); writes take bytes-like objects (a `str`
 is a `TypeError`). Kernel errors are raised as the `OSError` the kernel

@@ -5,7 +5,7 @@ subclass the kernel named (`ConnectionResetError`, `BrokenPipeError`, ...),
 and TLS failures as the `ssl.SSLError` the `ssl` module raised. What is left
 are mistakes in the use of a socket object, and those are `ValueError`s, as
 they are for Python's own file objects. This module names them so that a
-caller who wants to can tell them apart:
+caller who wants to can tell them apart::
 
     ValueError
     └── SocketStateError        the call does not fit the socket's state

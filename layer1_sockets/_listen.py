@@ -36,7 +36,7 @@ _SKIPPED = (errno.ECONNABORTED, errno.EPROTO)
 
 
 class Listener:
-    """A listening socket that hands out `BufferedSocket`s.
+    """A listening socket that hands out `BufferedSocket` objects.
 
     Args:
         sock: A bound, listening stream socket (the listener takes ownership).

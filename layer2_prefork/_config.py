@@ -356,4 +356,4 @@ class PoolSpec:
     handlers: Handlers
     options: PoolOptions
     dispatch_filter: DispatchFilter | None = None
-    """When the master hands a new or parked connection to a worker (`None`: at once)."""
+    """When the master hands a new or parked connection to a worker (`None` = at once)."""

@@ -32,7 +32,7 @@ class ExitCode(IntEnum):
     ALREADY_RUNNING = 2
     """Another instance holds the lock on the pidfile."""
     STARTUP_ERROR = 3
-    """The server could not start: the script failed, no listener, a bind error."""
+    """The server could not start (the script failed, no listener, a bind error)."""
     RUNTIME_ERROR = 4
     """The master loop itself failed; workers were killed and the server stopped."""
 

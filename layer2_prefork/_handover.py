@@ -79,8 +79,8 @@ def linger(conn: BufferedSocket, timeout: float | None, limit: int = 1 << 20) ->
         limit: The most bytes to discard before closing anyway.
 
     Returns:
-        Whether the connection is closed or the master's now; `False`: nothing
-        was done (outside a worker, TLS), the caller lingers itself.
+        Whether the connection is closed or the master's now (`False` if nothing
+        was done, outside a worker or with TLS: the caller lingers itself).
 
     Examples:
         >>> import socket
@@ -144,7 +144,7 @@ def send_rest(conn: BufferedSocket, source: int | None = None, offset: int = 0,
         linger_limit: Bytes the lingering close discards at most.
 
     Returns:
-        Whether the connection is the master's now; `False`: nothing was done.
+        Whether the connection is the master's now (`False` if nothing was done).
 
     Raises:
         ValueError: If `source` is given while output is still queued.

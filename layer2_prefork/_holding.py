@@ -73,7 +73,7 @@ class Held:
     data: bytearray = field(default_factory=bytearray)
     first_byte: float | None = None
     peer: str | None = None
-    """The client's address (`None`: a Unix socket peer, which has no limit of its own)."""
+    """The client's address (`None` for a Unix socket peer, which has no limit of its own)."""
 
     @property
     def filter(self) -> DispatchFilter:

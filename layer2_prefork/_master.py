@@ -6,7 +6,7 @@ accept new connections themselves (see `_worker`); the master gets only
 what must wait: new connections whose request has not fully arrived
 (`H`), parked keep-alive connections (`P`), lingering closes (`L`) and
 the rest of slow responses (`S`). It is written as a list, in the manner
-of gunicorn's arbiter:
+of gunicorn's arbiter::
 
     loop until stopped and every worker is reaped:
         handle signals        SIGTERM: graceful stop; SIGINT/SIGHUP: fast stop;

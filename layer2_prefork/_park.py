@@ -10,7 +10,7 @@ request has arrived (the pool's `DispatchFilter`), hands it to whichever
 worker is idle, with the bytes it read.
 
 Moving a connection costs two control messages and a few system calls,
-so a worker does not park a connection that is busy:
+so a worker does not park a connection that is busy::
 
     pipelined bytes already read            -> keep it (never parked: the
                                                bytes are in this process)

@@ -1,7 +1,7 @@
 """The control protocol between the master and its workers.
 
 Each worker has one Unix stream socket pair for control. Every message on it
-is a *frame*: a fixed six-byte header, then a payload:
+is a *frame*: a fixed six-byte header, then a payload::
 
     +--------+---------+-------------------+------------------+
     | kind   | fds     | payload length    | payload          |
@@ -15,22 +15,33 @@ Frames go over two kinds of channel: each worker's own control socket pair
 (a stream), and its pool's queue (a `SOCK_SEQPACKET` pair shared by all the
 pool's workers, one frame per record, see `_runtime.Queue`). The messages:
 
++------+--------------------+-----+-----------------------------------------------+
 | kind | channel, direction | fds | payload                                       |
-|------|--------------------|-----|-----------------------------------------------|
++======+====================+=====+===============================================+
 | `H`  | control, to master | 1-2 | listener index (2 bytes), the bytes read of a |
 |      |                    |     | new connection whose request is incomplete    |
++------+--------------------+-----+-----------------------------------------------+
 | `P`  | control, to master | 1   | listener index; a keep-alive connection       |
 |      |                    |     | handed back between two requests              |
++------+--------------------+-----+-----------------------------------------------+
 | `L`  | control, to master | 1   | `LINGER`: a half-closed connection to drain   |
++------+--------------------+-----+-----------------------------------------------+
 | `S`  | control, to master | 2   | `SEND`: a connection and a file holding the   |
 |      |                    |     | rest of its response                          |
++------+--------------------+-----+-----------------------------------------------+
 | `D`  | control, to master | 0   | listener index: a timer run has ended         |
++------+--------------------+-----+-----------------------------------------------+
 | `B`  | control, to master | 0   | empty: "goodbye, I am exiting"                |
++------+--------------------+-----+-----------------------------------------------+
 | `T`  | control, to worker | 0   | empty: "finish and exit"                      |
++------+--------------------+-----+-----------------------------------------------+
 | `W`  | control, to worker | 0   | empty: "other work waits for a worker"        |
++------+--------------------+-----+-----------------------------------------------+
 | `R`  | control, to worker | 0   | empty: "hand back what you hold and leave"    |
++------+--------------------+-----+-----------------------------------------------+
 | `C`  | queue, to workers  | 0-2 | listener index, then the bytes the master     |
 |      |                    |     | read; the connection (none: a timer event)    |
++------+--------------------+-----+-----------------------------------------------+
 
 Bytes past `MAX_HELD` travel in a memory file, the frame's second
 descriptor (`pack_bytes`, `unpack_bytes`). Workers say nothing when they

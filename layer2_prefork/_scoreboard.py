@@ -10,7 +10,7 @@ state into its own slot of one shared memory page (an anonymous shared
 its loop runs. Apache's prefork and event MPMs keep the same kind of
 scoreboard.
 
-A slot, written only by its worker (the master clears it before the fork):
+A slot, written only by its worker (the master clears it before the fork)::
 
     state   1 byte   STARTING, IDLE or BUSY
     job     2 bytes  the listener index of the current work (-1: none)

@@ -1,6 +1,6 @@
 """Declaring a server: `listen(...)` makes a pool, `run()` serves them all.
 
-A script declares its pools at the top level, then calls `run()`:
+A script declares its pools at the top level, then calls `run()`::
 
     pool = listen(TCP("127.0.0.1", 0), connect=handle, pre_fork=2)
     print(f"listening on port {pool.port}")
@@ -64,7 +64,7 @@ class Pool:
 
     @property
     def index(self) -> int:
-        """The pool's number: 0 for the first `listen()` call, 1 for the next, ..."""
+        """The pool's number (0 for the first `listen()` call, 1 for the next, ...)."""
         return self._spec.index
 
     @property

@@ -2,7 +2,7 @@
 
 `python -m layer2_prefork` and `python -m layer3_http` take the same server
 options and start the same way; a program of your own that serves pools
-can do the same with three public names:
+can do the same with three public names::
 
     cli = argparse.ArgumentParser()
     add_server_options(cli)                    # -b -d -l -p -s -f -i -g ...

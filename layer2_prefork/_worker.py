@@ -1,7 +1,7 @@
 """The worker process: prepare once, then serve one piece of work at a time.
 
 A worker is forked by the master and never returns into the master's code:
-`main()` ends with `os._exit`. Its life:
+`main()` ends with `os._exit`. Its life::
 
     prepare()                      raises -> exit 1 (the pool slows down)
     loop:

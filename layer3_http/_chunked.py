@@ -127,7 +127,7 @@ class ChunkedDecoder:
 
     @property
     def done(self) -> bool:
-        """True once the final CRLF arrived: the body is complete."""
+        """True once the final CRLF arrived (the body is complete)."""
         return self._state is _State.DONE
 
     @property

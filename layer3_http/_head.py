@@ -76,7 +76,7 @@ class BodyKind(enum.Enum):
     """How the request body is framed (RFC 9112 section 6.3)."""
 
     NONE = "none"
-    """No body: neither `Content-Length` nor `Transfer-Encoding` was sent."""
+    """No body (neither `Content-Length` nor `Transfer-Encoding` was sent)."""
     LENGTH = "length"
     """`Content-Length` bytes follow the head."""
     CHUNKED = "chunked"

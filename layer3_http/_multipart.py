@@ -259,7 +259,7 @@ class MultipartParser:
 
     @property
     def buffered(self) -> int:
-        """Bytes held back: a possible delimiter start or an unfinished line.
+        """Bytes held back (a possible delimiter start or an unfinished line).
 
         Bounded by the boundary length and the header and padding limits,
         whatever the part sizes (before the first delimiter it counts the

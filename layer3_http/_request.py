@@ -168,7 +168,7 @@ class Request(HeadViews):
 
     @property
     def origin(self) -> Origin:
-        """Who sent the request: an `Origin`, trusted proxy headers applied.
+        """Who sent the request, an `Origin` (trusted proxy headers applied).
 
         Its `peer` is the socket's peer (the proxy, behind one); `address`,
         `port` and `scheme` are the client's, as the trusted proxies tell

@@ -78,6 +78,9 @@ def parse_status(status: str | int) -> tuple[int, bytes]:
         status: ``"404 Not Found"``, ``"404"`` or ``404``; a missing reason
             phrase is filled in.
 
+    Returns:
+        The code, and the status line as sent (version, code, phrase, CRLF).
+
     Raises:
         ValueError: Not a 3-digit code from 100 to 599, or the phrase holds
             CR, LF, NUL or another control character.
@@ -263,7 +266,7 @@ class ResponseWriter:
 
     @property
     def committed(self) -> bool:
-        """The final head has been handed out: part of the response may be on the wire."""
+        """The final head has been handed out (part of the response may be on the wire)."""
         return self._committed
 
     @property

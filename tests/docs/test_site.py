@@ -4,7 +4,7 @@ What ``mkdocs build --strict`` already checks (missing pages, broken
 Markdown links and anchors, missing snippet files) is not repeated here.
 These tests look at the *built* HTML, where every link ends up, including
 those that Markdown never saw: navigation, the theme's own assets,
-cross-references made by mkdocstrings, links inside inline SVG. They also
+cross-references into the API reference, links inside inline SVG. They also
 check the promises of the home page, that nothing is fetched from the
 internet, and that ``make serve`` runs our server and stops cleanly on
 Ctrl-C.
@@ -82,7 +82,7 @@ def site_pages(site: Path) -> dict[str, Page]:
     pages = {}
     for path in sorted(site.rglob("*.html")):
         relative = path.relative_to(site).as_posix()
-        url = relative.removesuffix("index.html")
+        url = relative.removesuffix("index.html") if path.name == "index.html" else relative
         pages[url] = parse_page(path)
     return pages
 
@@ -103,7 +103,7 @@ def resolve(site: Path, page_url: str, reference: str) -> tuple[Path | None, str
     elif target.is_dir():
         target = target / "index.html"
         path += "/"
-    url = path.removesuffix("index.html")
+    url = path.removesuffix("index.html") if target.name == "index.html" else path
     return (target if target.is_file() else None), url, unquote(parts.fragment)
 
 
