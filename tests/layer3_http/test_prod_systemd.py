@@ -21,6 +21,7 @@ cuts it off.
 
 from __future__ import annotations
 
+import fnmatch
 import http.client
 import os
 import shlex
@@ -200,3 +201,21 @@ class UnixConnection(http.client.HTTPConnection):
         self.sock = socket.socket(socket.AF_UNIX)
         self.sock.settimeout(self.timeout)
         self.sock.connect(self.path)
+
+
+def test_the_instances_logrotate_rule_signals_the_masters_alone() -> None:
+    """The rule covers every instance's logs and sends SIGUSR1 to the main process only."""
+    rule = (DEPLOY / "logrotate-instances.conf").read_text()
+    patterns = rule.split("{", 1)[0].split("\n")[-1].split()
+    logs = [part for part in instance_argv("7", Path("/var/log/moonbridge"))
+            if part.endswith(".log")]
+    assert len(logs) == 2 and all(any(fnmatch.fnmatch(log, pattern) for pattern in patterns)
+                                  for log in logs)
+    command_line = next(line.strip() for line in rule.splitlines()
+                        if line.strip().startswith("systemctl "))
+    assert shlex.split(command_line) == ["systemctl", "kill", "--kill-whom=main",
+                                         "--signal=SIGUSR1", "moonbridge@*.service"]
+    if shutil.which("systemctl"):
+        help_text = subprocess.run(["systemctl", "--help"], capture_output=True, text=True,
+                                   timeout=20).stdout
+        assert "--kill-whom=" in help_text  # the option exists in this systemd
