@@ -15,7 +15,8 @@ abandoned`` while the old workers keep serving.
     python3 bench/reload.py [--workers 4] [--clients 4] [--reloads 10] [--between 300]
         [--broken | --good]
 
-It prints one line per scenario: the requests sent, the ones that failed
+It prints one line per scenario (and first a baseline: the same clients
+for as many answers, without a reload): the requests sent, the ones that failed
 (anything but a 200 with a version number: a refused or reset connection,
 a 5xx), the longest wait for one answer, the reloads done and abandoned,
 and the last version the clients saw (the longest wait and the 99th
@@ -189,8 +190,13 @@ def percentile(values: list[float], share: float) -> float:
     return ordered[min(int(len(ordered) * share), len(ordered) - 1)] if ordered else 0.0
 
 
-def scenario(arguments: argparse.Namespace, broken: bool) -> dict[str, object]:
-    """Run the clients across the reloads of one scenario; return its figures."""
+def scenario(arguments: argparse.Namespace, broken: bool | None) -> dict[str, object]:
+    """Run the clients across the reloads of one scenario; return its figures.
+
+    `broken`: a broken version before each good one; `None`: no reload at
+    all, the same clients for as many answers as the reloads take (the
+    baseline the waits compare with).
+    """
     with tempfile.TemporaryDirectory() as name:
         folder = Path(name)
         (folder / "app.py").write_text(APP)
@@ -207,7 +213,9 @@ def scenario(arguments: argparse.Namespace, broken: bool) -> dict[str, object]:
         durations: list[float] = []
         try:
             tally.wait_for(0, arguments.between, done)
-            for version in range(1, arguments.reloads + 1):
+            if broken is None:
+                tally.wait_for(0, arguments.between * arguments.reloads * 2, done)
+            for version in range(1, arguments.reloads + 1 if broken is not None else 1):
                 if done.is_set():
                     break
                 if broken:
@@ -225,7 +233,9 @@ def scenario(arguments: argparse.Namespace, broken: bool) -> dict[str, object]:
             for thread in threads:
                 thread.join(60)
             code = server.stop()
-    return {"scenario": "broken version between" if broken else "good versions only",
+    name = {None: "no reload (baseline)", False: "good versions only",
+            True: "a broken version before each"}[broken]
+    return {"scenario": name,
             "requests": tally.sent, "failed": tally.failed,
             "longest": tally.longest, "p99": percentile(tally.waits, 0.99),
             "reloads": reloads, "abandoned": abandoned,
@@ -245,7 +255,7 @@ def main(argv: list[str] | None = None) -> int:
     cli.add_argument("--broken", action="store_true", help="only the scenario with broken versions")
     cli.add_argument("--good", action="store_true", help="only the scenario without them")
     arguments = cli.parse_args(argv)
-    kinds = [False, True]
+    kinds: list[bool | None] = [None, False, True]
     if arguments.broken != arguments.good:
         kinds = [arguments.broken]
     print(f"# {platform.node()}: {os.cpu_count()} CPUs, Python {platform.python_version()}, "

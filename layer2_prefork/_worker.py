@@ -90,7 +90,7 @@ _current: Worker | None = None
 """The worker this process runs (`None` in the master and elsewhere)."""
 
 _RESET_SIGNALS = (signal.SIGTERM, signal.SIGINT, signal.SIGHUP, signal.SIGCHLD,
-                  signal.SIGUSR1, signal.SIGUSR2, signal.SIGALRM)
+                  signal.SIGUSR1, signal.SIGALRM)
 
 
 class After(Enum):
@@ -135,6 +135,8 @@ def main(spec: PoolSpec, control: socket.socket, context: Context) -> NoReturn:
     try:
         for number in _RESET_SIGNALS:
             signal.signal(number, signal.SIG_DFL)
+        # a reload is the master's: SIGUSR2 sent to every process of the server ends none
+        signal.signal(signal.SIGUSR2, signal.SIG_IGN)
         _current = Worker(spec, control, context)
         code = _current.run()
     except SystemExit as request:  # sys.exit() in a handler: leave with its status

@@ -10,6 +10,7 @@ the tests wait on those and on answers, never on a clock.
 
 from __future__ import annotations
 
+import os
 import re
 import signal
 import socket
@@ -82,9 +83,11 @@ def test_a_reload_replaces_every_worker_with_one_of_a_new_generation(tmp_path: P
         assert {version for _, version in answers(server, 4)} == {"2"}
         path.write_text("3")
         mark = server.mark()
-        assert reload(server).group(1) == b"2"
+        os.killpg(server.program.pid, signal.SIGUSR2)  # every process: workers ignore it
+        server.wait(DONE, mark)
         assert server.matches(rb"pool 0: generation 2 starts", mark)
         assert {version for _, version in answers(server, 4)} == {"3"}
+        assert not server.matches(rb"killed by signal", mark)
 
 
 def test_a_failing_prepare_keeps_the_old_workers_and_a_later_reload_succeeds(
