@@ -246,8 +246,12 @@ def serving_pair(nginx_binary: str, folder: Path, site: Callable[[str], str] = s
                          lambda port: site(site_config(port, folder))) as (nginx, port):
             yield Pair(instances, port, nginx, stack)
     finally:
+        forked = set()
         for program in reversed(stack):  # each instance is its own process group
             program.kill()
+            forked |= {int(match.group(1)) for line in program.lines
+                       if (match := FORKED.search(line))}
+        wait_gone({program.pid for program in stack} | forked)  # every master and worker
 
 
 def both_answer(load: Load, instances: list[Instance]) -> None:
