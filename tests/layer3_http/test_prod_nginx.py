@@ -3,8 +3,9 @@
 ``docs/examples/deploy/nginx.conf`` is included as written, only its
 socket path and listen address moved into the test's folder and onto
 loopback. nginx runs in the foreground (``daemon off``) with its pid file,
-error log and temporary files in ``tmp_path``; it is installed with
-apt-get when missing, and the tests are skipped only where that fails.
+error log and temporary files in ``tmp_path`` (``prod_apps/nginx_support.py``);
+it is installed with apt-get when missing, and the tests are skipped only
+where that fails.
 
 Checked through it: keep-alive on both sides (the client's connection to
 nginx, and nginx's upstream connection to our worker, which sees several
@@ -19,69 +20,20 @@ import hashlib
 import http.client
 import json
 import os
-import re
-import shutil
-import signal
-import socket
-import subprocess
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from prod_apps.nginx_support import nginx_front
 from prod_apps.prod_support import DEPLOY, WSGI_APPS, command
-from support import Program, running
-
-STARTED = re.compile(rb"start worker process")
+from support import running
 
 
-def _install() -> str | None:
-    """Find nginx, installing the Debian package if needed; `None` if impossible."""
-    for candidate in (shutil.which("nginx"), "/usr/sbin/nginx"):
-        if candidate and os.access(candidate, os.X_OK):
-            return candidate
-    if os.geteuid() != 0 or shutil.which("apt-get") is None:
-        return None
-    env = {**os.environ, "DEBIAN_FRONTEND": "noninteractive"}
-    install = ["apt-get", "install", "-y", "--no-install-recommends", "nginx"]
-    for steps in ([install], [["apt-get", "update"], install]):
-        try:
-            if all(subprocess.run(step, env=env, capture_output=True, timeout=600).returncode == 0
-                   for step in steps):
-                break
-        except (OSError, subprocess.TimeoutExpired):
-            return None
-    return "/usr/sbin/nginx" if os.access("/usr/sbin/nginx", os.X_OK) else shutil.which("nginx")
-
-
-@pytest.fixture(scope="module")
-def nginx_binary() -> str:
-    found = _install()
-    if found is None:
-        pytest.skip("nginx is not installed and cannot be installed here")
-    return found
-
-
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return int(probe.getsockname()[1])
-
-
-def nginx_config(folder: Path, port: int, upstream: Path) -> Path:
+def site_config(port: int, upstream: Path) -> str:
     site = (DEPLOY / "nginx.conf").read_text()
     assert "server unix:/run/moonbridge/app.sock;" in site and "listen 80;" in site
     site = site.replace("/run/moonbridge/app.sock", str(upstream))
-    site = site.replace("listen 80;", f"listen 127.0.0.1:{port};")
-    (folder / "site.conf").write_text(site)
-    temp = "\n".join(f"    {kind}_temp_path {folder / kind};"
-                     for kind in ("client_body", "proxy", "fastcgi", "uwsgi", "scgi"))
-    main = folder / "nginx.conf"
-    main.write_text(
-        ("user root;\n" if os.geteuid() == 0 else "")
-        + f"worker_processes 1;\npid {folder / 'nginx.pid'};\nerror_log stderr notice;\n"
-        "events { worker_connections 256; }\n"
-        f"http {{\n    access_log off;\n{temp}\n    include {folder / 'site.conf'};\n}}\n")
-    return main
+    return site.replace("listen 80;", f"listen 127.0.0.1:{port};")
 
 
 @pytest.fixture(scope="module")
@@ -93,28 +45,9 @@ def front(nginx_binary: str, tmp_path_factory: pytest.TempPathFactory) -> Iterat
                    "--listen", f"unix:{upstream}")
     with running(ours) as backend:
         backend.wait_for_line(f"listening on unix:{upstream}".encode())
-        for _ in range(3):  # a port taken between the probe and nginx's bind: try another
-            port = free_port()
-            config = nginx_config(folder, port, upstream)
-            with running([nginx_binary, "-e", "stderr", "-p", str(folder), "-c", str(config),
-                          "-g", "daemon off;"]) as nginx:
-                try:
-                    nginx.wait_for_line(STARTED, timeout=30)
-                except EOFError:
-                    if b"Address already in use" in nginx.output().encode():
-                        continue
-                    raise
-                try:
-                    yield port
-                finally:
-                    stop(nginx)
-                return
-        pytest.fail("nginx found no free port")
-
-
-def stop(nginx: Program) -> None:
-    """Stop nginx so that its master reaps its worker (the finaliser kills all anyway)."""
-    nginx.stop(signal.SIGTERM, timeout=20)
+        with nginx_front(nginx_binary, folder, lambda port: site_config(port, upstream)) as (
+                _, port):
+            yield port
 
 
 def client(port: int) -> http.client.HTTPConnection:
