@@ -77,7 +77,7 @@ from ._protocol import (
     pack_bytes,
     unpack_bytes,
 )
-from ._scoreboard import Writer
+from ._scoreboard import ExitCause, Writer
 
 CLOSE_TIMEOUT = 10.0
 """Seconds the worker spends flushing a connection the handler left open."""
@@ -422,8 +422,10 @@ class Worker:
         self.connection = conn if isinstance(conn, BufferedSocket) else None
         try:
             result = self.handlers.connect(conn)
-        except Exception:
+        except Exception as error:
             traceback.print_exc()
+            if isinstance(error, MemoryError):
+                self.board.leaving(ExitCause.MEMORY_LIMIT)
             if isinstance(conn, BufferedSocket):
                 conn.reset()
             return After.FAIL
@@ -436,11 +438,16 @@ class Worker:
             close_politely(conn)
         self.served += 1
         if result is False:
+            self.board.leaving(ExitCause.HANDLER)  # unless the handler said why (`retiring`)
             return After.LEAVE
         if self.max_requests is not None and self.served >= self.max_requests:
             print(f"served {self.served} requests (max_requests); retiring", file=sys.stderr)
+            self.board.leaving(ExitCause.MAX_REQUESTS)
             return After.LEAVE
-        return After.LEAVE if over_memory_limit(self.spec.options.memory_limit) else After.CONTINUE
+        if over_memory_limit(self.spec.options.memory_limit):
+            self.board.leaving(ExitCause.MEMORY_LIMIT)
+            return After.LEAVE
+        return After.CONTINUE
 
     def _tell_master(self, frame: bytes, fds: Sequence[int] = ()) -> bool:
         """Send a message to the master; `False` if it is gone."""
