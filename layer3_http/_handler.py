@@ -47,6 +47,7 @@ from layer1_sockets import BufferedSocket
 from layer2_prefork import DispatchFilter
 
 from ._connection import Connection, describe_peer, log
+from ._counting import enabled as counting
 from ._dispatch import http_filter
 from ._options import Options, resolve_arguments
 from ._request import Request
@@ -76,6 +77,8 @@ class Handler:
         self._process = 0
         self._limit = 0
         self._answered = 0
+        self.counted = True
+        """Whether its requests count for the metrics endpoint (not the endpoint's own)."""
 
     def __call__(self, conn: object) -> bool:
         if not isinstance(conn, BufferedSocket):
@@ -83,7 +86,8 @@ class Handler:
             return True
         if self.options.tls is not None and not self._handshake(conn):
             return True
-        connection = Connection(conn, self.callback, self.options, budget=self._budget())
+        connection = Connection(conn, self.callback, self.options, budget=self._budget(),
+                                count=self.counted and counting())
         connection.serve()
         self._answered += connection.served
         return not connection.retire
