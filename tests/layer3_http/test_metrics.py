@@ -359,3 +359,58 @@ def test_the_python_api_example_serves_metrics() -> None:
             scrape = server.scrape()
         assert scrape.value("moonbridge_http_requests_total", code="2xx") in (1, 2)
         assert scrape.total("moonbridge_workers", pool="0") == 2
+
+
+def test_connections_the_master_holds_by_reason() -> None:
+    """A head that has not arrived and an idle keep-alive connection are the master's.
+
+    The master publishes its counts once per turn of its loop, so the
+    test scrapes until they show (each scrape a real request, at most
+    200 of them).
+    """
+    with metrics_server("--workers", "2") as server:
+        forked(server, 2)
+        with server.client() as partial, server.client() as idle:
+            partial.send(b"GET /ok?size=1 HTTP/1.1\r\n")  # the rest of the head comes later
+            idle.send(request_bytes("GET", "/ok?size=2", headers=(("Host", "t"),)))
+            assert idle.read_response().body == b"xx"  # then it waits: parked
+            held: dict[str, float] = {}
+            for _ in range(200):
+                scrape = server.scrape()
+                held = {dict(keys)["reason"]: value for (name, keys), value
+                        in scrape.samples.items() if name == "moonbridge_held_connections"}
+                if held["request"] == 1 and held["keepalive"] == 1:
+                    break
+            held.pop("linger")  # the scrapes' own lingering closes may be among them
+            assert held == {"request": 1, "keepalive": 1, "queued": 0, "write": 0}
+            partial.send(b"Host: t\r\n\r\n")
+            assert partial.read_response().body == b"x"
+
+
+def test_the_prometheus_scrape_config_on_the_page_scrapes_this_endpoint() -> None:
+    yaml = pytest.importorskip("yaml")
+    config = yaml.safe_load((ROOT / "docs/examples/deploy/prometheus.yml").read_text())
+    (job,) = config["scrape_configs"]
+    assert job["metrics_path"] == "/metrics"
+    (target,) = job["static_configs"][0]["targets"]
+    assert target == "127.0.0.1:9100"  # the address the page gives --metrics
+    host, port = target.rsplit(":", 1)
+    assert socket.inet_aton(host) and 0 < int(port) < 65536
+
+
+def test_the_endpoint_on_a_unix_socket(tmp_path: Path) -> None:
+    path = tmp_path / "metrics.sock"
+    argv = [sys.executable, "-m", "layer3_http", str(APP), "--listen", "127.0.0.1:0",
+            "--metrics", str(path)]
+    with running(argv) as program:
+        program.wait_for_port()
+        assert program.wait_for_line(rb"metrics on unix:(\S+)").group(1) == str(path).encode()
+        with socket.socket(socket.AF_UNIX) as sock:
+            sock.settimeout(20)
+            sock.connect(str(path))
+            with RawClient(sock) as client:
+                client.send(request_bytes("GET", "/metrics", headers=(
+                    ("Host", "m"), ("Connection", "close"))))
+                response = client.read_response()
+        assert response.status == 200
+        assert parse(response.body.decode()).kinds["moonbridge_workers"] == "gauge"
