@@ -57,6 +57,8 @@ SLOT_SIZE = HEADER_SIZE
 POOL_AT = 40
 CAUSE_AT = 42
 CELL = 8
+RETRIES = 10000
+"""How often `Scoreboard.totals` reads again while the master folds a worker in."""
 _POOL = struct.Struct("=H")
 
 
@@ -198,15 +200,17 @@ class Scoreboard:
 
     def cause(self, slot: int) -> ExitCause:
         """The exit cause a worker wrote into its slot (`UNKNOWN` if none)."""
-        value = self.memory[self.offset(slot) + CAUSE_AT]
-        return ExitCause(value) if value in ExitCause._value2member_map_ else ExitCause.UNKNOWN
+        try:
+            return ExitCause(self.memory[self.offset(slot) + CAUSE_AT])
+        except ValueError:  # a worker wrote garbage: it is the worker's own slot
+            return ExitCause.UNKNOWN
 
     # --8<-- [start:retire]
     def retire(self, slot: int, pool: int, cause: ExitCause) -> None:
         """Fold a reaped worker's counters into its pool's totals, count its exit, free the slot."""
         cells = memoryview(self.memory).cast("Q")
+        cells[0] += 1  # odd: readers retry
         try:
-            cells[0] += 1  # odd: readers retry
             first = self._pool_cell(pool)
             cells[first + cause] += 1
             entry = self.read(slot)
@@ -217,8 +221,8 @@ class Scoreboard:
             for index in range(self.counters):
                 cells[folded + len(BUILTIN) + index] += cells[own + index]
             self.release(slot)
-            cells[0] += 1
         finally:
+            cells[0] += 1  # even again, whatever happened
             cells.release()
     # --8<-- [end:retire]
 
@@ -233,15 +237,17 @@ class Scoreboard:
         """Read the whole board consistently: each worker's counters exactly once.
 
         Any process of the server may call it (the map is inherited). It
-        retries while the master folds a reaped worker in.
+        retries while the master folds a reaped worker in (a fold takes
+        microseconds; after `RETRIES` tries it returns what it read).
         """
-        while True:
+        for _ in range(RETRIES):
             before = struct.unpack_from("=Q", self.memory, 0)[0]
             if before % 2:
                 continue
             reading = self._read_all()
             if struct.unpack_from("=Q", self.memory, 0)[0] == before:
                 return reading
+        return self._read_all()
 
     def _read_all(self) -> Totals:
         memory, kinds = self.memory, len(ExitCause)

@@ -24,6 +24,9 @@ connection. Its loop reads like a list:
 5. repeat, or close gently (half-close, discard the client's last bytes,
    close) so the last response reaches the client.
 
+With metrics on (`_counting`), each request is counted where its access
+log line is written, just before it.
+
 Failures never escape to layer 2, so the worker lives on. A client's
 fault (`ClientError`) is answered with its status when no part of the
 response is on the wire yet, else the connection is reset. A handler that

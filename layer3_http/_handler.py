@@ -68,6 +68,8 @@ class Handler:
         dispatch_filter: When the master hands a connection to a worker: once
             a complete request head has arrived (`None` with TLS, whose
             connections go to a worker at once and stay there).
+        counted: Whether its requests are counted for the metrics endpoint
+            once metrics are on (`serve_metrics`); the endpoint's own are not.
     """
 
     def __init__(self, callback: Callable[[Request], object], options: Options) -> None:
