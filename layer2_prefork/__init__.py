@@ -11,16 +11,21 @@ the next request is there), and `linger()` and `send_rest()` hand the
 master the waits at a connection's end (the lingering close, and the rest
 of a response a client takes slowly). A command line of your own gets the same server options and
 start-up steps from `add_server_options`, `ServerOptions` and
-`serve_command`.
+`serve_command`. `Counters` are sums that outlive the workers that add
+to them, and `snapshot()` reads them, with each pool's worker states,
+exits by `ExitCause` and the connections the master holds, from any
+process of the server.
 """
 
 from ._activation import socket_activation
 from ._config import TCP, Event, Inherited, Interval, Listener, Local, Main, PoolOptions
+from ._counters import Counters, PoolSnapshot, Snapshot, retiring, snapshot
 from ._errors import ExitCode, StartupError
 from ._filter import MAX_BYTES, DispatchFilter
 from ._handover import linger, send_rest
 from ._logging import reopen as reopen_logs
 from ._park import LOOK_EVERY, park, park_due, work_waiting
+from ._scoreboard import ExitCause, HeldReason
 from ._server import Pool, listen, run
 from ._service import ServerOptions, add_server_options, serve_command
 from ._timeout import timeout, timeout_each
@@ -30,9 +35,12 @@ __all__ = [
     "LOOK_EVERY",
     "MAX_BYTES",
     "TCP",
+    "Counters",
     "DispatchFilter",
     "Event",
+    "ExitCause",
     "ExitCode",
+    "HeldReason",
     "Inherited",
     "Interval",
     "Listener",
@@ -40,7 +48,9 @@ __all__ = [
     "Main",
     "Pool",
     "PoolOptions",
+    "PoolSnapshot",
     "ServerOptions",
+    "Snapshot",
     "StartupError",
     "add_server_options",
     "count_requests",
@@ -50,9 +60,11 @@ __all__ = [
     "park_due",
     "reopen_logs",
     "requests_left",
+    "retiring",
     "run",
     "send_rest",
     "serve_command",
+    "snapshot",
     "socket_activation",
     "stop_fd",
     "stopping",

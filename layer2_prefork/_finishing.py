@@ -122,6 +122,8 @@ class Finishing:
         self.entries: dict[int, Entry] = {}
         self.deadlines: list[tuple[float, int, Entry]] = []
         self.order = itertools.count()
+        self.sending = 0
+        """How many of the entries are write completions (the rest linger)."""
 
     def __len__(self) -> int:
         return len(self.entries)
@@ -232,6 +234,7 @@ class Finishing:
 
     def _watch(self, entry: Entry, events: int) -> None:
         self.entries[entry.sock.fileno()] = entry
+        self.sending += isinstance(entry, Sending)
         self.selector.register(entry.sock, events, lambda: self._ready(entry))
         if not math.isinf(entry.deadline):
             heapq.heappush(self.deadlines, (entry.deadline, next(self.order), entry))
@@ -253,6 +256,7 @@ class Finishing:
     def _forget(self, entry: Entry) -> None:
         if self.entries.get(entry.sock.fileno()) is entry:
             del self.entries[entry.sock.fileno()]
+            self.sending -= isinstance(entry, Sending)
             with contextlib.suppress(KeyError, ValueError):
                 self.selector.unregister(entry.sock)
 

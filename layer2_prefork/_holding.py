@@ -111,6 +111,8 @@ class Holding:
         self.deadlines: list[tuple[float, int, Held]] = []
         self.order = itertools.count()
         self.stopping = False
+        self.parked = 0
+        """How many of the watched connections are parked (the rest are new)."""
 
     def __len__(self) -> int:
         return len(self.watched)
@@ -139,6 +141,7 @@ class Holding:
         held = Held(sock, pool, listener, parked, now, first_byte=now if data else None,
                     peer=_peer(sock))
         self.watched[sock.fileno()] = held
+        self.parked += parked
         if data and not self._take(held, data):
             return
         if data and (len(data) >= held.filter.max_bytes or held.filter.arrived(data, 0)):
@@ -209,6 +212,8 @@ class Holding:
         held.sock.close()
 
     def _forget(self, held: Held) -> None:
+        if self.watched.get(held.sock.fileno()) is held:
+            self.parked -= held.parked
         if self.watched.pop(held.sock.fileno(), None) is held and held.data:
             self.bytes_held -= len(held.data)
             if held.peer is not None:

@@ -170,6 +170,7 @@ class Master:
         self._dispatch(now)
         self._adjust_pools(now)
         self._log_stats()
+        self._publish()
         if not self._done():
             self._poll(self._next_wakeup(now))
     # --8<-- [end:step]
@@ -271,6 +272,14 @@ class Master:
             elif (self.life.graceful and pool.waiting()
                   and pool.state.counts().total == 0 and now >= pool.state.next_fork):
                 self.workers.fork(pool, now)  # held connections need a worker
+
+    def _publish(self) -> None:
+        """Write how many connections the master holds, and why, into the scoreboard."""
+        holding, finishing = self.holding, self.finishing
+        self.workers.board.publish_held((
+            len(holding) - holding.parked, holding.parked,
+            sum(len(pool.pending) for pool in self.pools),
+            len(finishing) - finishing.sending, finishing.sending))
 
     def _log_stats(self, force: bool = False) -> None:
         if force or self.settings.stats:

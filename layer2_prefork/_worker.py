@@ -80,7 +80,7 @@ from ._protocol import (
     pack_bytes,
     unpack_bytes,
 )
-from ._scoreboard import Writer
+from ._scoreboard import ExitCause, Writer
 
 CLOSE_TIMEOUT = 10.0
 """Seconds the worker spends flushing a connection the handler left open."""
@@ -455,8 +455,10 @@ class Worker:
         self.connection = conn if isinstance(conn, BufferedSocket) else None
         try:
             result = self.handlers.connect(conn)
-        except Exception:
+        except Exception as error:
             traceback.print_exc()
+            if isinstance(error, MemoryError):
+                self.board.leaving(ExitCause.MEMORY_LIMIT)
             if isinstance(conn, BufferedSocket):
                 conn.reset()
             return None
@@ -472,11 +474,16 @@ class Worker:
     def _after(self, result: object) -> After:
         """Retire when the handler said so (`False`), or at `max_requests`, or `memory_limit`."""
         if result is False:
+            self.board.leaving(ExitCause.HANDLER)  # unless the handler said why (`retiring`)
             return After.LEAVE
         if self.limits.spent(self.max_requests, self.served):
             print(f"served {self.served} requests (max_requests); retiring", file=sys.stderr)
+            self.board.leaving(ExitCause.MAX_REQUESTS)
             return After.LEAVE
-        return After.LEAVE if over_memory_limit(self.spec.options.memory_limit) else After.CONTINUE
+        if over_memory_limit(self.spec.options.memory_limit):
+            self.board.leaving(ExitCause.MEMORY_LIMIT)
+            return After.LEAVE
+        return After.CONTINUE
 
     def _tell_master(self, frame: bytes, fds: Sequence[int] = ()) -> bool:
         """Send a message to the master; `False` if it is gone."""

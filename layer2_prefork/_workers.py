@@ -34,14 +34,14 @@ import time
 from collections.abc import Callable, Sequence
 from typing import Protocol
 
-from . import _worker
+from . import _counters, _worker
 from ._config import TCP, Inherited, Local
 from ._errors import ProtocolError
 from ._logging import logger, pid_prefix
 from ._park import GRACE
 from ._protocol import LINGER, NO_LIMIT, SEND, Kind, Message, unpack_bytes
 from ._runtime import PoolRuntime
-from ._scoreboard import Scoreboard, Seen, Writer
+from ._scoreboard import ExitCause, Scoreboard, Seen, Writer
 from ._spawn import WorkerProcess, fork_worker
 
 
@@ -94,7 +94,11 @@ class Workers:
         self.close_master_fds = close_master_fds
         self.taker = taker
         # twice the pools' maximum: during a reload, old workers finish while new ones serve
-        self.board = Scoreboard(2 * sum(pool.spec.options.maximum for pool in pools) + len(pools))
+        self.board = Scoreboard(2 * sum(pool.spec.options.maximum for pool in pools) + len(pools),
+                                len(pools), _counters.declared())
+        _counters.attach(self.board)
+        self.dismissed: dict[int, ExitCause] = {}
+        """Why the master told a worker to go or killed it (for its exit's cause)."""
         self.by_pid: dict[int, WorkerProcess] = {}
         self.next_stop_check = 0.0
         self.seen_stopped: set[int] = set()
@@ -120,16 +124,20 @@ class Workers:
             trial: A reload forks it (see `PoolState.forked`).
         """
         try:
-            slot = self.board.claim()
+            slot = self.board.claim(pool.index)
         except IndexError:
             logger.error("pool %d: no scoreboard slot is free; not forking", pool.index)
             pool.state.fork_failed(now)
             return None
-        context = _worker.Context(pool.queue.receive_end, pool.listeners(),
-                                  Writer(self.board, slot))
+        writer = Writer(self.board, slot)
+        context = _worker.Context(pool.queue.receive_end, pool.listeners(), writer)
+
+        def in_child() -> None:
+            self.close_master_fds(pool.index)
+            _counters.enter(writer)
+
         try:
-            worker = fork_worker(pool.spec, lambda: self.close_master_fds(pool.index),
-                                 context, slot)
+            worker = fork_worker(pool.spec, in_child, context, slot)
         except OSError as error:
             self.board.release(slot)
             logger.error("pool %d: cannot fork a worker: %s", pool.index, error)
@@ -212,7 +220,8 @@ class Workers:
         pool = self.pools[worker.pool]
         pool.told.pop(worker.pid, None)
         entry = self.board.read(worker.slot)
-        self.board.release(worker.slot)
+        self.board.retire(worker.slot, worker.pool, exit_cause(
+            code, self.board.cause(worker.slot), self.dismissed.pop(worker.pid, None)))
         pool.state.observe(worker.pid, entry.state, entry.job, entry.since)
         self.kill_at.pop(worker.pid, None)
         record = pool.state.workers[worker.pid]
@@ -283,6 +292,7 @@ class Workers:
     def terminate(self, pool: PoolRuntime, pid: int, reason: str) -> None:
         """Tell an idle worker to finish and exit (`T`)."""
         logger.info("pool %d: retiring worker %d (%s)", pool.index, pid, reason)
+        self.dismissed.setdefault(pid, ExitCause.STOP if reason == "stopping" else ExitCause.IDLE)
         pool.state.stopping(pid, dismissed=True)
         self._tell(pid, Kind.TERMINATE)
 
@@ -290,6 +300,7 @@ class Workers:
         """Tell a busy worker to exit when its work is done (`T`; see `_protocol`)."""
         logger.info("pool %d: worker %d is busy; told to exit when done (stopping)",
                     pool.index, pid)
+        self.dismissed.setdefault(pid, ExitCause.STOP)
         pool.state.dismiss_busy(pid)
         self._tell(pid, Kind.TERMINATE)
 
@@ -325,6 +336,7 @@ class Workers:
 
     def kill(self, worker: WorkerProcess, reason: str, quietly: bool = False) -> None:
         """Kill a worker with `SIGKILL`; it is reaped like any other."""
+        self.dismissed[worker.pid] = ExitCause.STOP if quietly else ExitCause.KILLED
         log = logger.info if quietly else logger.error
         log("pool %d: killing worker %d (%s)", worker.pool, worker.pid, reason)
         with contextlib.suppress(ProcessLookupError):
@@ -349,6 +361,7 @@ class Workers:
 
     def close(self) -> None:
         """Close the master's ends of every worker's sockets and forget the workers."""
+        _counters.attach(None)
         for worker in self.by_pid.values():
             worker.close()
         self.by_pid.clear()
@@ -456,6 +469,34 @@ class Workers:
 
 STOPPED_CHECK = 1.0
 """Seconds between two looks for stopped workers (one found stopped twice is killed)."""
+
+
+def exit_cause(code: int, said: ExitCause, dismissed: ExitCause | None) -> ExitCause:
+    """Why a reaped worker exited, for the exit counts (see `ExitCause`).
+
+    Args:
+        code: `os.waitstatus_to_exitcode` of it (negative: a signal).
+        said: The cause it wrote into its slot (`UNKNOWN`: none).
+        dismissed: Why the master told it to go or killed it, if it did.
+
+    Examples:
+        >>> unknown = ExitCause.UNKNOWN
+        >>> exit_cause(-9, unknown, None).name, exit_cause(-14, unknown, None).name
+        ('SIGNAL', 'TIMEOUT')
+        >>> exit_cause(0, ExitCause.MAX_REQUESTS, None).name
+        'MAX_REQUESTS'
+        >>> exit_cause(0, unknown, ExitCause.IDLE).name, exit_cause(1, unknown, None).name
+        ('IDLE', 'CRASH')
+    """
+    if code < 0:
+        if dismissed in (ExitCause.KILLED, ExitCause.STOP) and -code == signal.SIGKILL:
+            return dismissed
+        return ExitCause.TIMEOUT if -code == signal.SIGALRM else ExitCause.SIGNAL
+    if said is not ExitCause.UNKNOWN:
+        return said
+    if code > 0:
+        return ExitCause.CRASH
+    return dismissed or ExitCause.UNKNOWN
 
 
 def _process_state(pid: int) -> str:

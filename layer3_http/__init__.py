@@ -6,7 +6,8 @@ with `generate_handler`, and serve it with `layer2_prefork.listen` and
 ``python -m layer3_http module:callback``. A WSGI application runs the same
 way through `wsgi_callback` (``python -m layer3_http --wsgi module:app``);
 `tls_context`, `AccessLog` and `TrustedProxies` are the options for
-HTTPS, access logs and reverse proxies.
+HTTPS, access logs and reverse proxies; `serve_metrics` adds a metrics
+endpoint on a listener of its own (``--metrics``).
 """
 
 from ._accesslog import AccessEntry, AccessLog, configure_access_log
@@ -16,6 +17,7 @@ from ._errors import ClientError, HTTPError, RequestAPIError, reason_phrase
 from ._forms import FirstValues, ValueLists, parse_cookies, parse_query, parse_urlencoded
 from ._handler import Handler, generate_handler
 from ._head import BodyKind, HeadParser, RequestHead
+from ._metrics import serve_metrics
 from ._multipart import (
     MultipartEnd,
     MultipartParser,
@@ -74,6 +76,7 @@ __all__ = [
     "parse_status",
     "parse_urlencoded",
     "reason_phrase",
+    "serve_metrics",
     "static_handler",
     "tls_context",
     "wsgi_callback",

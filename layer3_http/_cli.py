@@ -52,6 +52,7 @@ from layer2_prefork import (
 
 from ._accesslog import configure_access_log
 from ._handler import Handler, generate_handler
+from ._metrics import parse_metrics_address, serve_metrics
 from ._options import Options
 from ._proxy import DEFAULT_TRUSTED, FORWARDED_HEADERS
 from ._static import static_handler
@@ -94,6 +95,13 @@ def _bytes_or_none(text: str) -> int | None:
 def _listener(text: str) -> TCP | Local:
     try:
         return parse_listen(text)
+    except ValueError as error:
+        raise argparse.ArgumentTypeError(str(error)) from None
+
+
+def _metrics_listener(text: str) -> Listener:
+    try:
+        return parse_metrics_address(text)
     except ValueError as error:
         raise argparse.ArgumentTypeError(str(error)) from None
 
@@ -160,6 +168,10 @@ def parser() -> argparse.ArgumentParser:
                             help="retire a worker after N requests (then a fresh one is forked)")
     production.add_argument("--max-requests-jitter", metavar="N", type=int, default=0,
                             help="add a random 0..N to --max-requests per worker")
+    production.add_argument("--metrics", metavar="ADDRESS", type=_metrics_listener,
+                            help="serve GET /metrics (Prometheus text format) on this "
+                                 "HOST:PORT or unix:PATH, by a worker of its own; off by "
+                                 "default, and never on the --listen addresses")
     add_server_options(cli.add_argument_group("server (as python -m layer2_prefork)"))
     return cli
 
@@ -290,6 +302,13 @@ def _serve(arguments: argparse.Namespace, options: Options, sizes: dict[str, int
         logger.error("cannot listen: %s", error)
         return ExitCode.STARTUP_ERROR
     _announce(listeners, pool.addresses, "https" if options.tls is not None else "http")
+    if arguments.metrics is not None:
+        try:
+            metrics = serve_metrics(arguments.metrics)
+        except OSError as error:
+            logger.error("cannot listen for metrics: %s", error)
+            return ExitCode.STARTUP_ERROR
+        _announce_metrics(arguments.metrics, metrics.addresses[0])
     try:
         return run()
     except Exception as error:
@@ -316,6 +335,17 @@ def _production(arguments: argparse.Namespace, options: Options) -> Options:
         except OSError as error:
             raise OSError(f"cannot open the access log: {error}") from None
     return options
+
+
+def _announce_metrics(listener: Listener, address: object) -> None:
+    """Print where the metrics are: ``metrics on port N`` when the kernel chose it, else the URL."""
+    if isinstance(address, str):
+        print(f"metrics on unix:{address}", flush=True)
+    elif isinstance(address, tuple) and isinstance(listener, TCP) and listener.port == 0:
+        print(f"metrics on port {address[1]}", flush=True)
+    elif isinstance(address, tuple):
+        host = f"[{address[0]}]" if ":" in address[0] else address[0]
+        print(f"metrics on http://{host}:{address[1]}/metrics", flush=True)
 
 
 def _announce(listeners: Sequence[Listener], addresses: Sequence[object], scheme: str) -> None:

@@ -26,6 +26,9 @@ connection. Its loop reads like a list:
 5. repeat, or close gently (half-close, discard the client's last bytes,
    close) so the last response reaches the client.
 
+With metrics on (`_counting`), each request is counted where its access
+log line is written, just before it.
+
 Failures never escape to layer 2, so the worker lives on. A client's
 fault (`ClientError`) is answered with its status when no part of the
 response is on the wire yet, else the connection is reset. A handler that
@@ -47,9 +50,19 @@ import traceback
 from collections.abc import Callable
 
 from layer1_sockets import BufferedSocket, poll
-from layer2_prefork import park, park_due, stop_fd, stopping, timeout, timeout_each
+from layer2_prefork import (
+    ExitCause,
+    park,
+    park_due,
+    retiring,
+    stop_fd,
+    stopping,
+    timeout,
+    timeout_each,
+)
 
 from ._accesslog import AccessEntry
+from ._counting import record
 from ._dispatch import refusal
 from ._errors import ClientError
 from ._head import HeadParser, RequestHead
@@ -94,6 +107,7 @@ class Connection:
         options: Limits and timeouts.
         budget: The most requests to answer (the worker's `max_requests`
             left); the last one says ``Connection: close``. `None`: no limit.
+        count: Count each request for the metrics endpoint (`_counting`).
 
     Attributes:
         retire: Set when the callback returned `False` or the budget is
@@ -102,8 +116,9 @@ class Connection:
     """
 
     def __init__(self, sock: BufferedSocket, callback: Callable[[Request], object],
-                 options: Options, budget: int | None = None) -> None:
+                 options: Options, budget: int | None = None, count: bool = False) -> None:
         self.sock = sock
+        self.count = count
         self.wire = Wire(sock, options)
         self.callback = callback
         self.options = options
@@ -157,6 +172,7 @@ class Connection:
         if self.budget is not None and self.served + 1 >= self.budget:
             request.close_after_finish()  # the worker's last request (max_requests)
             self.retire = True
+            retiring(ExitCause.MAX_REQUESTS)
         self.wire.pump = request.input
         self.wire.begin_request()
         try:
@@ -170,6 +186,10 @@ class Connection:
         finally:
             self.wire.pump = None
             self.served += 1
+            if self.count:  # before the log line: a test that reads the log sees the counts
+                writer = self.answered or request.writer
+                record(writer.status_code, time.monotonic() - began,
+                       head.size + request.input.received, writer.body_bytes)
             if self.options.access_log is not None:
                 self._log_access(request, time.monotonic() - began)
 
@@ -383,6 +403,9 @@ class Connection:
         log(f"{describe_peer(self.sock)}: {what}: {error}")
         self.answered = None
         self._answer(error.status_line, head)
+        if self.count:
+            record(error.status, 0.0, 0 if head is None else head.size,
+                   0 if self.answered is None else self.answered.body_bytes)
         if self.options.access_log is not None:
             self._log_refused(error, head)
 

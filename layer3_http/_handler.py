@@ -46,6 +46,7 @@ from layer1_sockets import BufferedSocket
 from layer2_prefork import DispatchFilter, count_requests, requests_left
 
 from ._connection import Connection, describe_peer, log
+from ._counting import enabled as counting
 from ._dispatch import http_filter
 from ._options import Options, resolve_arguments
 from ._request import Request
@@ -66,12 +67,16 @@ class Handler:
         dispatch_filter: When the master hands a connection to a worker: once
             a complete request head has arrived (`None` with TLS, whose
             connections go to a worker at once and stay there).
+        counted: Whether its requests are counted for the metrics endpoint
+            once metrics are on (`serve_metrics`); the endpoint's own are not.
     """
 
     def __init__(self, callback: Callable[[Request], object], options: Options) -> None:
         self.callback = callback
         self.options = options
         self.dispatch_filter: DispatchFilter | None = http_filter(options)
+        self.counted = True
+        """Whether its requests count for the metrics endpoint (not the endpoint's own)."""
 
     def __call__(self, conn: object) -> bool:
         if not isinstance(conn, BufferedSocket):
@@ -81,7 +86,8 @@ class Handler:
             return True
         options = self.options
         budget = requests_left(options.max_requests, options.max_requests_jitter)
-        connection = Connection(conn, self.callback, options, budget=budget)
+        connection = Connection(conn, self.callback, options, budget=budget,
+                                count=self.counted and counting())
         connection.serve()
         if budget is not None:
             count_requests(connection.served)

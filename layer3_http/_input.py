@@ -179,6 +179,11 @@ class RequestInput:
         return self._decoder.done and (self._sink is None or self._ended)
 
     @property
+    def received(self) -> int:
+        """Body bytes received so far, as decoded (chunk framing not counted)."""
+        return self._decoder.received
+
+    @property
     def sink(self) -> Sink | None:
         """The attached sink, or `None` while the handler has not chosen one."""
         return self._sink
