@@ -91,7 +91,7 @@ class ExitCause(IntEnum):
     KILLED = 7
     """The master killed it (it was stopped, or broke the control protocol)."""
     IDLE = 8
-    """The master retired it: `idle_timeout` or `exit_delay`."""
+    """Retired by the master, after `idle_timeout` or `exit_delay`."""
     STOP = 9
     """The server stopped."""
 
@@ -106,9 +106,9 @@ class HeldReason(IntEnum):
     QUEUED = 2
     """A complete request waiting for the pool's queue to take it."""
     LINGER = 3
-    """A lingering close: half-closed, draining until the client closes."""
+    """Half-closed in a lingering close, draining until the client closes."""
     WRITE = 4
-    """Write completion: the rest of a response the client takes slowly."""
+    """The rest of a response the client takes slowly (write completion)."""
 
 
 BUILTIN = ("taken", "accepted")

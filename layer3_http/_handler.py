@@ -75,8 +75,8 @@ class Handler:
         self.callback = callback
         self.options = options
         self.dispatch_filter: DispatchFilter | None = http_filter(options)
+        # whether its requests count for the metrics endpoint (not the endpoint's own)
         self.counted = True
-        """Whether its requests count for the metrics endpoint (not the endpoint's own)."""
 
     def __call__(self, conn: object) -> bool:
         if not isinstance(conn, BufferedSocket):
