@@ -11,25 +11,14 @@ the application's listeners never serve it.
 What it shows, all read from layer 2's scoreboard in one pass
 (`layer2_prefork.snapshot`):
 
-+----------------------------------------------+-----------+--------------------------------------------+
-| metric                                       | type      | labels                                     |
-+==============================================+===========+============================================+
-| ``moonbridge_workers``                       | gauge     | ``pool``, ``state`` (starting, idle, busy) |
-+----------------------------------------------+-----------+--------------------------------------------+
-| ``moonbridge_held_connections``              | gauge     | ``reason`` (`HeldReason`)                  |
-+----------------------------------------------+-----------+--------------------------------------------+
-| ``moonbridge_worker_exits_total``            | counter   | ``pool``, ``cause`` (`ExitCause`)          |
-+----------------------------------------------+-----------+--------------------------------------------+
-| ``moonbridge_connections_total``             | counter   | ``pool``, ``via`` (accepted, queued)       |
-+----------------------------------------------+-----------+--------------------------------------------+
-| ``moonbridge_http_requests_total``           | counter   | ``code`` (1xx ... 5xx)                     |
-+----------------------------------------------+-----------+--------------------------------------------+
-| ``moonbridge_http_request_duration_seconds`` | histogram | ``le``                                     |
-+----------------------------------------------+-----------+--------------------------------------------+
-| ``moonbridge_http_received_bytes_total``     | counter   |                                            |
-+----------------------------------------------+-----------+--------------------------------------------+
-| ``moonbridge_http_sent_bytes_total``         | counter   |                                            |
-+----------------------------------------------+-----------+--------------------------------------------+
+- ``moonbridge_workers``, gauge; labels ``pool``, ``state`` (starting, idle, busy)
+- ``moonbridge_held_connections``, gauge; labels ``reason`` (`HeldReason`)
+- ``moonbridge_worker_exits_total``, counter; labels ``pool``, ``cause`` (`ExitCause`)
+- ``moonbridge_connections_total``, counter; labels ``pool``, ``via`` (accepted, queued)
+- ``moonbridge_http_requests_total``, counter; labels ``code`` (1xx ... 5xx)
+- ``moonbridge_http_request_duration_seconds``, histogram; labels ``le``
+- ``moonbridge_http_received_bytes_total``, counter
+- ``moonbridge_http_sent_bytes_total``, counter
 
 The HTTP figures are summed over the pools. Invariants: every line of the
 output is a ``# HELP``, a ``# TYPE`` or a sample; a metric's samples follow
