@@ -173,8 +173,10 @@ class Master:
     def _handle_signals(self, now: float) -> None:
         while (number := self.signals.pop()) is not None:
             if number == signal.SIGTERM:
+                self.workers.begin_stop(number)
                 self._begin_graceful_stop(now, "SIGTERM")
             elif number in (signal.SIGINT, signal.SIGHUP):
+                self.workers.begin_stop(number)
                 self._begin_fast_stop(signal.Signals(number).name)
             elif number == signal.SIGCHLD:
                 self.workers.maybe_exited = True
@@ -201,7 +203,7 @@ class Master:
 
     def _check_timers(self, now: float) -> None:
         if self.stop is Stop.GRACEFUL and now >= self.deadline:
-            self._begin_fast_stop("the graceful stop deadline passed")
+            self._begin_fast_stop("the graceful stop deadline passed", asked=False)
         self.holding.expire(now)
         self.finishing.expire(now)
         if self.stop is not Stop.RUNNING:
@@ -336,6 +338,7 @@ class Master:
         if self.stop is not Stop.RUNNING:
             return
         self.stop = Stop.GRACEFUL
+        self.workers.begin_stop()
         self.deadline = now + self.settings.graceful_timeout
         self.holding.stop_idle()
         for pool in self.pools:
@@ -347,15 +350,20 @@ class Master:
         logger.info("graceful stop (%s): listeners closed, waiting up to %g s for workers",
                     reason, self.settings.graceful_timeout)
 
-    def _begin_fast_stop(self, reason: str) -> None:
+    def _begin_fast_stop(self, reason: str, asked: bool = True) -> None:
+        """Kill every worker; a WARNING unless the operator asked for it (`asked`)."""
         if self.stop is Stop.FAST:
             return
         self.stop = Stop.FAST
+        self.workers.begin_stop()
         self.holding.close_all()
         self.finishing.close_all()
         for pool in self.pools:
             pool.close_listeners()
-        logger.info("fast stop (%s): listeners closed, killing all workers", reason)
+        count = len(self.workers.by_pid)
+        log = logger.info if asked else logger.warning
+        log("fast stop (%s): listeners closed, killing %d worker%s", reason, count,
+            "" if count == 1 else "s")
         self.workers.kill_all(reason)
 
     def _cleanup(self) -> None:
