@@ -11,17 +11,21 @@ of gunicorn's arbiter:
     loop until stopped and every worker is reaped:
         handle signals        SIGTERM: graceful stop; SIGINT/SIGHUP: fast stop;
                               SIGUSR1: reopen log files, log statistics;
+                              SIGUSR2: reload (see `_reload`);
                               SIGURG: upgrade (a new master, see `_upgrade`)
         reap workers          waitpid(pid, WNOHANG) for each worker
         read the scoreboard   each worker's state, from shared memory; kill a
                               worker found stopped (SIGSTOP) twice
         check timers          graceful deadline, idle_timeout, exit_delay,
                               deadlines of held and finishing connections,
-                              timer runs lost with their worker
-        dispatch              due timers and held connections whose request
-                              has arrived into the pool's queue; W to busy
-                              workers while work waits; stopping, once no
-                              connection is held: T to every worker
+                              timer runs lost with their worker, retired
+                              workers still busy at their deadline
+        reload                one step of a reload under way: fork a trial
+                              worker, or retire an old one once it is ready
+        dispatch              queue due timers; queue held connections whose
+                              request has arrived; W to busy workers while
+                              work waits; stopping, once no connection is
+                              held: T to every worker
         adjust pools          fork one worker where a pool is below target;
                               started by an upgrade, once every pool has an idle
                               worker: tell the old master
@@ -31,6 +35,11 @@ of gunicorn's arbiter:
                               while a pool has no idle worker)
         poll                  signal pipe, control and stderr sockets, held
                               and finishing connections (not the listeners)
+
+The master is in one `Phase` at a time (running, reloading, stopping
+gracefully, stopping fast); `Lifecycle` makes the transitions and
+answers what each phase allows, so the loop asks "serving?" or "keeping
+connections?" rather than comparing phases.
 
 Signal handlers only record the signal (`SignalQueue`);
 `signal.set_wakeup_fd` makes the poll return, and the loop acts on it at
@@ -57,15 +66,16 @@ import threading
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from enum import Enum
 
 from . import _logging, _upgrade
 from ._config import PoolSpec
 from ._errors import ExitCode
 from ._finishing import Finishing
 from ._holding import Holding
+from ._lifecycle import Lifecycle, Phase
 from ._logging import logger
 from ._pool import PoolState
+from ._reload import Outcome, Reload
 from ._runtime import PoolRuntime
 from ._schedule import Schedule
 from ._signals import SignalQueue
@@ -73,7 +83,7 @@ from ._sockets import Bound
 from ._workers import Workers
 
 HANDLED_SIGNALS = (signal.SIGTERM, signal.SIGINT, signal.SIGHUP, signal.SIGCHLD, signal.SIGUSR1,
-                   _upgrade.UPGRADE_SIGNAL)
+                   signal.SIGUSR2, _upgrade.UPGRADE_SIGNAL)
 SPARE_FDS = 128
 """Descriptors kept free of held connections (workers' sockets, logs, accept)."""
 SCOREBOARD_TICK = 0.05
@@ -82,14 +92,6 @@ BUSY_TICK = 0.005
 """The same while a pool has no idle worker (connections may wait in a backlog: `W`)."""
 QUEUE_FULL_RETRY = 0.001
 """Seconds until the master tries again to queue work when a pool's queue was full."""
-
-
-class Stop(Enum):
-    """How far the master is in stopping."""
-
-    RUNNING = "running"
-    GRACEFUL = "graceful"
-    FAST = "fast"
 
 
 @dataclass(frozen=True, slots=True)
@@ -121,8 +123,13 @@ class Master:
         self.settings = settings
         self.pools = [PoolRuntime(spec, bound, PoolState(spec.options, now),
                                   Schedule(spec.listeners, now)) for spec, bound in pools]
-        self.stop = Stop.RUNNING
-        self.deadline = math.inf
+        self.life = Lifecycle()
+        self.reload: Reload | None = None
+        """The reload under way (in the reloading phase)."""
+        self.reloads = 0
+        """How many reloads have begun."""
+        self.reload_again = False
+        """A SIGUSR2 came during a reload: another follows it."""
         self.selector = selectors.DefaultSelector()
         self.signals = SignalQueue(HANDLED_SIGNALS)
         capacity = max(raise_fd_limit() - SPARE_FDS, 16)
@@ -168,6 +175,7 @@ class Master:
         self.workers.sync()
         self.workers.kill_stopped(now)
         self._check_timers(now)
+        self._step_reload(now)
         self._dispatch(now)
         self._adjust_pools(now)
         self._tell_predecessor()
@@ -178,7 +186,7 @@ class Master:
 
     def _done(self) -> bool:
         """Stopping, every held connection served or closed, and every worker reaped."""
-        return (self.stop is not Stop.RUNNING and not self.workers and not self.holding
+        return (not self.life.serving and not self.workers and not self.holding
                 and not self.finishing)
 
     def _handle_signals(self, now: float) -> None:
@@ -199,6 +207,8 @@ class Master:
                 count = _logging.reopen()
                 logger.info("SIGUSR1: %d log file(s) reopened", count)
                 self._log_stats(force=True)
+            elif number == signal.SIGUSR2:
+                self._begin_reload(now)
 
     def _close_in_child(self, pool_index: int) -> None:
         """In a new worker of pool `pool_index`: drop everything that belongs to the master."""
@@ -220,11 +230,12 @@ class Master:
     # --- timers, dispatch, pool size -----------------------------------
 
     def _check_timers(self, now: float) -> None:
-        if self.stop is Stop.GRACEFUL and now >= self.deadline:
+        if self.life.graceful and now >= self.life.deadline:
             self._begin_fast_stop("the graceful stop deadline passed", asked=False)
         self.holding.expire(now)
         self.finishing.expire(now)
-        if self.stop is not Stop.RUNNING:
+        self.workers.kill_late(now)
+        if not self.life.serving:
             return
         if self.has_main and all(pool.schedule.main_done() for pool in self.pools):
             self._begin_graceful_stop(now, "the main listener ended")
@@ -234,31 +245,49 @@ class Master:
             for pid, reason in pool.state.to_retire(now):
                 self.workers.terminate(pool, pid, reason)
 
+    # --8<-- [start:dispatch]
     def _dispatch(self, now: float) -> None:
-        """Queue due timers and held connections; tell busy workers when work waits."""
+        """Hand out work in four steps, pool by pool."""
         self.slice_ends = math.inf
         for pool in self.pools:
-            if self.stop is Stop.RUNNING and pool.state.next_idle() is not None:
-                for index in pool.schedule.due(now):
-                    if self.workers.hand_over(pool, index, None):
-                        pool.schedule.started(index)
-            while pool.pending and self.workers.hand_over(pool, *pool.pending[0]):
-                pool.pending.popleft()
-            if self.stop is not Stop.FAST and (pool.waiting() or (
-                    self.stop is Stop.RUNNING and pool.backlog_waiting())):
-                self.slice_ends = min(self.slice_ends, self.workers.tell_waiting(pool, now))
-            if self.stop is Stop.GRACEFUL and not pool.waiting() and not self.holding:
-                while (pid := pool.state.next_idle()) is not None:
-                    self.workers.terminate(pool, pid, "stopping")
-                for busy in pool.state.busy():  # once no held connection needs them
-                    self.workers.finish_then_exit(pool, busy)
+            self._queue_due_timers(pool, now)
+            self._queue_pending(pool)
+            self._tell_busy_workers(pool, now)
+            self._dismiss_for_stop(pool)
+    # --8<-- [end:dispatch]
+
+    def _queue_due_timers(self, pool: PoolRuntime, now: float) -> None:
+        """Put each due timer event into the pool's queue, if a worker is idle to take it."""
+        if self.life.serving and pool.state.next_idle() is not None:
+            for index in pool.schedule.due(now):
+                if self.workers.hand_over(pool, index, None):
+                    pool.schedule.started(index)
+
+    def _queue_pending(self, pool: PoolRuntime) -> None:
+        """Put the connections whose request has arrived into the queue, while it has room."""
+        while pool.pending and self.workers.hand_over(pool, *pool.pending[0]):
+            pool.pending.popleft()
+
+    def _tell_busy_workers(self, pool: PoolRuntime, now: float) -> None:
+        """While work waits and no worker is idle, tell the busy ones (`W`) to park."""
+        if self.life.keeps_connections and (pool.waiting() or (
+                self.life.serving and pool.backlog_waiting())):
+            self.slice_ends = min(self.slice_ends, self.workers.tell_waiting(pool, now))
+
+    def _dismiss_for_stop(self, pool: PoolRuntime) -> None:
+        """Stopping gracefully, once no held connection needs a worker: `T` to every worker."""
+        if self.life.graceful and not pool.waiting() and not self.holding:
+            while (pid := pool.state.next_idle()) is not None:
+                self.workers.terminate(pool, pid, "stopping")
+            for busy in pool.state.busy():
+                self.workers.finish_then_exit(pool, busy)
 
     def _adjust_pools(self, now: float) -> None:
         for pool in self.pools:
-            if self.stop is Stop.RUNNING:
+            if self.life.serving:
                 if pool.state.fork_due(now):
                     self.workers.fork(pool, now)
-            elif (self.stop is Stop.GRACEFUL and pool.waiting()
+            elif (self.life.graceful and pool.waiting()
                   and pool.state.counts().total == 0 and now >= pool.state.next_fork):
                 self.workers.fork(pool, now)  # held connections need a worker
 
@@ -270,10 +299,12 @@ class Master:
     # --- waiting -----------------------------------------------------
 
     def _next_wakeup(self, now: float) -> float | None:
-        deadlines = [self.deadline if self.stop is Stop.GRACEFUL else math.inf,
-                     self.holding.next_deadline(), self.finishing.next_deadline(),
-                     self.slice_ends]
-        if self.workers and self.stop is not Stop.FAST:  # workers change state without a word
+        deadlines = [self.life.deadline, self.holding.next_deadline(),
+                     self.finishing.next_deadline(), self.slice_ends,
+                     *self.workers.kill_at.values()]
+        if self.reload is not None:
+            deadlines.append(self.reload.next_deadline())
+        if self.workers and self.life.keeps_connections:  # workers change state without a word
             saturated = any(pool.state.next_idle() is None and pool.state.busy()
                             for pool in self.pools)
             deadlines.append(now + (BUSY_TICK if saturated else SCOREBOARD_TICK))
@@ -281,11 +312,11 @@ class Master:
         for pool in self.pools:
             if pool.pending:
                 deadlines.append(now + QUEUE_FULL_RETRY)
-            if self.stop is Stop.RUNNING:
+            if self.life.serving:
                 deadlines.append(pool.state.next_deadline())
                 if pool.state.next_idle() is not None:
                     deadlines.append(pool.schedule.next_deadline())
-            elif self.stop is Stop.GRACEFUL and pool.waiting():
+            elif self.life.graceful and pool.waiting():
                 deadlines.append(pool.state.next_fork)
         earliest = min(deadlines)
         return None if math.isinf(earliest) else max(earliest - now, 0.0)
@@ -299,14 +330,14 @@ class Master:
 
     def parked(self, pool: PoolRuntime, index: int, conn: socket.socket) -> None:
         """A worker handed a connection back (`P`): hold it until its next request."""
-        if self.stop is Stop.FAST or self._refused(pool, conn):
+        if not self.life.keeps_connections or self._refused(pool, conn):
             conn.close()
         else:
             self.holding.add(conn, pool, index, parked=True, now=time.monotonic())
 
     def held(self, pool: PoolRuntime, index: int, conn: socket.socket, data: bytes) -> None:
         """A worker handed over a new connection whose request is incomplete (`H`)."""
-        if self.stop is Stop.FAST or self._refused(pool, conn):
+        if not self.life.keeps_connections or self._refused(pool, conn):
             conn.close()
         else:
             self.holding.add(conn, pool, index, parked=False, now=time.monotonic(), data=data)
@@ -329,7 +360,7 @@ class Master:
 
     def lingering(self, conn: socket.socket, seconds: float | None, limit: int) -> None:
         """A worker handed over a half-closed connection (`L`): drain it, then close it."""
-        if self.stop is Stop.FAST:
+        if not self.life.keeps_connections:
             conn.close()
         else:
             self.finishing.linger(conn, seconds, limit, time.monotonic())
@@ -337,26 +368,56 @@ class Master:
     def sending(self, pool: PoolRuntime, index: int, conn: socket.socket, source: int,
                 fields: tuple[int, ...], early: bytes) -> None:
         """A worker handed over a connection with the rest of a response (`S`)."""
-        if self.stop is Stop.FAST:
+        if not self.life.keeps_connections:
             conn.close()
             os.close(source)
             return
 
         def park(sock: socket.socket) -> None:
-            if self.stop is Stop.FAST:
+            if not self.life.keeps_connections:
                 sock.close()
             else:
                 self.holding.add(sock, pool, index, parked=True, now=time.monotonic(), data=early)
 
         self.finishing.send(conn, source, fields, time.monotonic(), park)
 
+    # --- reloading -----------------------------------------------------
+
+    def _begin_reload(self, now: float) -> None:
+        """SIGUSR2: start a reload (one under way: another follows it; stopping: ignored)."""
+        if self.life.reloading:
+            self.reload_again = True
+            logger.info("SIGUSR2: a reload is under way; another follows it")
+            return
+        if not self.life.reload():
+            logger.info("SIGUSR2 ignored: the server is %s", self.life.phase.value)
+            return
+        self.reloads += 1
+        self.workers.trial_exits.clear()
+        self.reload = Reload.begin(self.reloads, self.pools, self.settings.graceful_timeout, now)
+
+    def _step_reload(self, now: float) -> None:
+        """Move the reload under way on; when it ends, back to running (or the next reload)."""
+        if self.reload is None:
+            return
+        outcome = self.reload.step(self.workers, now)
+        if outcome is Outcome.GOING:
+            return
+        if outcome is Outcome.FAILED:
+            logger.error("%s", self.reload.failure)
+        self.reload = None
+        self.life.reloaded()
+        if self.reload_again:
+            self.reload_again = False
+            self._begin_reload(now)
+
     # --- upgrading (see `_upgrade`) -----------------------------------
 
     def _begin_upgrade(self) -> None:
         """Start a new master on the same listening sockets (`SIGURG`)."""
         name = _upgrade.UPGRADE_SIGNAL.name
-        if self.stop is not Stop.RUNNING:
-            logger.warning("%s: no upgrade, the server is stopping", name)
+        if self.life.phase is not Phase.RUNNING:
+            logger.warning("%s: no upgrade, the server is %s", name, self.life.phase.value)
             return
         if self.successor is not None and self.successor.ready >= 0:
             logger.warning("%s: no upgrade, master %d is starting already", name,
@@ -394,7 +455,7 @@ class Master:
 
     def _tell_predecessor(self) -> None:
         """Started by an upgrade: once every pool has an idle worker, tell the old master."""
-        if self.predecessor is None or self.stop is not Stop.RUNNING:
+        if self.predecessor is None or not self.life.serving:
             return
         if all(pool.state.next_idle() is not None for pool in self.pools):
             self.predecessor.announce()
@@ -404,11 +465,10 @@ class Master:
     # --- stopping ------------------------------------------------------
 
     def _begin_graceful_stop(self, now: float, reason: str) -> None:
-        if self.stop is not Stop.RUNNING:
+        if not self.life.stop_gracefully(now + self.settings.graceful_timeout):
             return
-        self.stop = Stop.GRACEFUL
         self.workers.begin_stop()
-        self.deadline = now + self.settings.graceful_timeout
+        self.reload, self.reload_again = None, False
         self.holding.stop_idle()
         for pool in self.pools:
             for index, conn in pool.take_backlogs():
@@ -421,10 +481,10 @@ class Master:
 
     def _begin_fast_stop(self, reason: str, asked: bool = True) -> None:
         """Kill every worker; a WARNING unless the operator asked for it (`asked`)."""
-        if self.stop is Stop.FAST:
+        if not self.life.stop_fast():
             return
-        self.stop = Stop.FAST
         self.workers.begin_stop()
+        self.reload, self.reload_again = None, False
         self.holding.close_all()
         self.finishing.close_all()
         for pool in self.pools:

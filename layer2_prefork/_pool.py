@@ -18,6 +18,12 @@ The rules, as in the original:
   `idle > pre_fork`;
 * retire any worker idle for longer than `idle_timeout` (0 = never).
 
+Generations: each worker carries the pool's `generation` at its fork. A
+reload (see `_reload`) starts a new generation; the workers of older ones
+are the `old_workers()` it replaces. A worker the reload forks to try the
+new generation is a `trial`: if it dies before it is ready, the reload is
+abandoned, and the pool's forks are not slowed (its old workers serve on).
+
 Counting: `total` is every worker not yet told to go; `spare` is idle
 plus starting workers (a worker still in `prepare` will be idle soon, so
 it does not trigger another fork). Workers take their own work, so the
@@ -66,6 +72,10 @@ class WorkerRecord:
     """Whether it has ever been idle, i.e. `prepare` succeeded."""
     dismissed: bool = False
     """Whether the master told it to go or killed it (then its death is no failure)."""
+    generation: int = 0
+    """The pool's generation when it was forked (a reload starts a new one)."""
+    trial: bool = False
+    """Forked by a reload to replace an old worker (its failure abandons the reload)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -94,13 +104,46 @@ class PoolState:
         self.next_fork = now
         self.error_pacing = False
         self.surplus_since: float | None = None
+        self.generation = 0
+        """The generation of the workers forked now (see `new_generation`)."""
 
     # --- what happened -------------------------------------------------
 
-    def forked(self, pid: int, now: float) -> None:
-        """Record a new worker; the next fork waits for the current pacing delay."""
-        self.workers[pid] = WorkerRecord(pid)
-        self._pace(now)
+    def forked(self, pid: int, now: float, *, trial: bool = False) -> None:
+        """Record a new worker of the current generation; the next fork waits for the pacing delay.
+
+        Args:
+            pid: The worker's process ID.
+            now: The current time.
+            trial: A reload forked it (see `WorkerRecord.trial`); it is not paced.
+        """
+        self.workers[pid] = WorkerRecord(pid, generation=self.generation, trial=trial)
+        if not trial:
+            self._pace(now)
+
+    def new_generation(self) -> int:
+        """Start a new generation (a reload); every worker forked from now on belongs to it."""
+        self.generation += 1
+        return self.generation
+
+    def old_workers(self) -> list[int]:
+        """The workers of older generations not yet going: the idle first, longest idle first.
+
+        Examples:
+            >>> state = PoolState(PoolOptions(pre_fork=1), now=0.0)
+            >>> state.forked(10, 0.0); state.forked(11, 0.0)
+            >>> _ = state.became_idle(11, 1.0)
+            >>> state.new_generation(), state.old_workers()
+            (1, [11, 10])
+        """
+        old = [pid for pid, worker in self.workers.items()
+               if worker.generation < self.generation and worker.state is not State.STOPPING]
+        return sorted(old, key=lambda pid: self.workers[pid].state is not State.IDLE)
+
+    def is_ready(self, pid: int) -> bool:
+        """Whether the worker `pid` has been idle or busy, i.e. its `prepare` succeeded."""
+        worker = self.workers.get(pid)
+        return worker is not None and worker.prepared
 
     def fork_failed(self, now: float) -> None:
         """Record that `fork` (or creating the worker's sockets) failed."""
@@ -204,6 +247,10 @@ class PoolState:
     def exited(self, pid: int, status: int, now: float) -> tuple[int | None, bool]:
         """Record a reaped worker; return (unfinished job, whether prepare failed).
 
+        A trial worker that dies before it is ready (a reload's, see
+        `WorkerRecord.trial`) is no prepare failure of the pool: the reload
+        that forked it takes note.
+
         Args:
             pid: The worker's process ID.
             status: `os.waitstatus_to_exitcode` of it (negative = signal).
@@ -211,7 +258,7 @@ class PoolState:
         """
         job = self.stopping(pid)
         worker = self.workers.pop(pid)
-        prepare_failed = not worker.prepared and not worker.dismissed
+        prepare_failed = not worker.prepared and not worker.dismissed and not worker.trial
         if prepare_failed:
             self.error_pacing = True
             self.next_fork = max(self.next_fork, now + self.options.fork_error_delay)

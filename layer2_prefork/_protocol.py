@@ -28,6 +28,7 @@ pool's workers, one frame per record, see `_runtime.Queue`). The messages:
 | `B`  | control, to master | 0   | empty: "goodbye, I am exiting"                |
 | `T`  | control, to worker | 0   | empty: "finish and exit"                      |
 | `W`  | control, to worker | 0   | empty: "other work waits for a worker"        |
+| `R`  | control, to worker | 0   | empty: "hand back what you hold and leave"    |
 | `C`  | queue, to workers  | 0-2 | listener index, then the bytes the master     |
 |      |                    |     | read; the connection (none: a timer event)    |
 
@@ -42,6 +43,14 @@ held by the master waits for one. A busy worker reads it only when asked
 it is done, and then leaves without taking more work. `W` goes to busy
 workers while work waits and no worker is idle: "park at the next
 chance"; a worker ignores a `W` that reaches it while idle.
+
+`R` retires one worker while the server goes on (a reload replaces the
+workers of the old generation with it). It is a `W` that lasts, plus a
+leave: a busy worker hands its keep-alive connection back at the next
+chance (`park`), and leaves as soon as it is idle, without taking more
+work. Unlike `T`, `stopping()` stays false, so layer 3 parks the
+connection instead of closing it: the client keeps its connection and
+a worker of the new generation serves its next request.
 
 Each kind is a row in `TO_MASTER`, `CONTROL_TO_WORKER` or `QUEUE`: a new
 kind is an addition, not a change of framing. The `Decoder` is pure
@@ -97,6 +106,7 @@ class Kind(IntEnum):
     DONE = ord("D")
     LINGER = ord("L")
     SEND = ord("S")
+    RETIRE = ord("R")
 
 
 @dataclass(frozen=True, slots=True)
@@ -121,6 +131,7 @@ TO_WORKER: Mapping[Kind, Rule] = {
     Kind.CONNECT: Rule(LISTENER_INDEX.size, MAX_PAYLOAD, 2),
     Kind.TERMINATE: Rule(),
     Kind.WAITING: Rule(),
+    Kind.RETIRE: Rule(),
 }
 """The messages a worker accepts from its master."""
 CONTROL_TO_WORKER: Mapping[Kind, Rule] = {

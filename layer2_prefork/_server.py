@@ -239,7 +239,10 @@ def run(*, graceful_timeout: float | None = None, stats: bool | None = None) -> 
     `graceful_timeout` are killed); `SIGINT` and `SIGHUP` stop at once
     (workers are killed). A `Main` listener stops the server when it has
     run. `SIGUSR1` reopens the log files (after logrotate moved them, see
-    `reopen_logs`) and logs each pool's worker counts. If nothing configured
+    `reopen_logs`) and logs each pool's worker counts. `SIGUSR2` reloads:
+    every worker is replaced, pool by pool, by a new one that runs
+    `prepare` again, each old one only once a new one is ready (a new
+    worker whose `prepare` fails abandons the reload; the old ones serve on). If nothing configured
     logging, the log goes to stderr.
 
     Args:

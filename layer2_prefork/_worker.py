@@ -7,7 +7,7 @@ A worker is forked by the master and never returns into the master's code:
     loop:
         idle: write IDLE into the scoreboard, poll the control socket,
               the pool's queue and the pool's listening sockets
-        T, or the master gone      -> leave
+        T, R, or the master gone   -> leave
         a record on the queue      -> take it (C: a held connection with
                                       its bytes, or a timer event)
         a connection to accept     -> accept it; with a dispatch filter,
@@ -22,7 +22,8 @@ A worker is forked by the master and never returns into the master's code:
 
 While `connect` runs, the master may send `W` (other work waits: `park`
 hands the connection back at the next chance) and `T` (a graceful stop
-began: exit when done). The worker reads it only when asked: `stopping()`
+began: exit when done), or `R` (retire while the server goes on: park at
+the next chance, leave once idle). The worker reads it only when asked: `stopping()`
 looks at the control socket without blocking, and `stop_fd()` is the
 descriptor to include in a poll to learn of it while waiting for
 something else. Once done, a worker told so leaves without taking more.
@@ -134,6 +135,8 @@ def main(spec: PoolSpec, control: socket.socket, context: Context) -> NoReturn:
     try:
         for number in _RESET_SIGNALS:
             signal.signal(number, signal.SIG_DFL)
+        # a reload is the master's: SIGUSR2 sent to every process of the server ends none
+        signal.signal(signal.SIGUSR2, signal.SIG_IGN)
         _current = Worker(spec, control, context)
         code = _current.run()
     except SystemExit as request:  # sys.exit() in a handler: leave with its status
@@ -174,6 +177,8 @@ class Worker:
         """A malformed message noticed while busy, raised when idle."""
         self.work_waiting = False
         """A `W` arrived since this worker last said idle."""
+        self.retiring = False
+        """An `R` arrived: hand back what can move, leave once idle (the server goes on)."""
         self.listener: int | None = None
         """The index of the listener whose connection `connect` serves now."""
         self.serving_since = 0.0
@@ -242,8 +247,8 @@ class Worker:
         while True:
             if self.broken is not None:
                 raise self.broken
-            if self.inbox or self.stopped():
-                return None  # only T is queued: leave
+            if self.inbox or self.stopped() or self.retiring:
+                return None  # only T is queued, or R came: leave
             ready = dict(self.waiting.poll())
             if self.control.fileno() in ready:
                 self._receive(block=False)
@@ -369,8 +374,9 @@ class Worker:
             self.master_gone = True
             return
         while (message := self.decoder.next_message()) is not None:
-            if message.kind is Kind.WAITING:
+            if message.kind in (Kind.WAITING, Kind.RETIRE):
                 self.work_waiting = True
+                self.retiring = self.retiring or message.kind is Kind.RETIRE
                 continue
             self.stop_requested = self.stop_requested or message.kind is Kind.TERMINATE
             self.inbox.append(message)
@@ -382,7 +388,7 @@ class Worker:
         holds something: one `poll` with no timeout, so a worker between two
         requests knows at once, without waiting for the master to notice.
         """
-        return self.work_waiting or bool(self.backlogs.poll(0))
+        return self.work_waiting or self.retiring or bool(self.backlogs.poll(0))
 
     def stopped(self) -> bool:
         """Whether a stop is already known (without reading the control socket)."""

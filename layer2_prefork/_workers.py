@@ -22,7 +22,9 @@ Invariants:
   killed itself (`kill`), or one that died of the very signal that
   stopped the server (Ctrl-C reaches every process of the terminal's
   group), is logged at INFO, and at DEBUG once the server is stopping, so
-  that a stop reads as the master's own two lines (see `begin_stop`).
+  that a stop reads as the master's own two lines (see `begin_stop`);
+* a worker told to retire (`R`, a reload) that is still alive at its
+  deadline is killed (`kill_late`).
 """
 
 from __future__ import annotations
@@ -96,7 +98,8 @@ class Workers:
         self.selector = selector
         self.close_master_fds = close_master_fds
         self.taker = taker
-        self.board = Scoreboard(sum(pool.spec.options.maximum for pool in pools))
+        # twice the pools' maximum: during a reload, old workers finish while new ones serve
+        self.board = Scoreboard(2 * sum(pool.spec.options.maximum for pool in pools) + len(pools))
         self.by_pid: dict[int, WorkerProcess] = {}
         self.next_stop_check = 0.0
         self.seen_stopped: set[int] = set()
@@ -109,6 +112,10 @@ class Workers:
         """The server is stopping: each worker's retirement and end is a DEBUG line."""
         self.stop_signal = 0
         """The signal that stopped the server (0: none); a worker it killed was asked to go."""
+        self.kill_at: dict[int, float] = {}
+        """Workers told to retire (`R`), and when to kill them if they are still there."""
+        self.trial_exits: dict[int, int] = {}
+        """Exit codes of a reload's trial workers that died before they were ready."""
 
     def __bool__(self) -> bool:
         return bool(self.by_pid)
@@ -135,14 +142,20 @@ class Workers:
 
     # --- birth and death -----------------------------------------------
 
-    def fork(self, pool: PoolRuntime, now: float) -> None:
-        """Fork one worker for `pool` (a failure is logged and slows the pool)."""
+    def fork(self, pool: PoolRuntime, now: float, *, trial: bool = False) -> int | None:
+        """Fork one worker for `pool`; return its PID (`None`: logged, and the pool slows).
+
+        Args:
+            pool: The pool.
+            now: The current time.
+            trial: A reload forks it (see `PoolState.forked`).
+        """
         try:
             slot = self.board.claim()
         except IndexError:
             logger.error("pool %d: no scoreboard slot is free; not forking", pool.index)
             pool.state.fork_failed(now)
-            return
+            return None
         context = _worker.Context(pool.queue.receive_end, pool.listeners(),
                                   Writer(self.board, slot))
         try:
@@ -152,14 +165,16 @@ class Workers:
             self.board.release(slot)
             logger.error("pool %d: cannot fork a worker: %s", pool.index, error)
             pool.state.fork_failed(now)
-            return
+            return None
         self.by_pid[worker.pid] = worker
-        pool.state.forked(worker.pid, now)
+        pool.state.forked(worker.pid, now, trial=trial)
         self.selector.register(worker.control, selectors.EVENT_READ,
                                lambda: self._on_control(worker))
         self.selector.register(worker.stderr, selectors.EVENT_READ,
                                lambda: self._on_stderr(worker))
-        logger.info("pool %d: forked worker %d", pool.index, worker.pid)
+        logger.info("pool %d: forked worker %d%s", pool.index, worker.pid,
+                    f" (generation {pool.state.generation})" if pool.state.generation else "")
+        return worker.pid
 
     def reap(self, now: float) -> None:
         """Collect every worker that has exited (`waitpid` with `WNOHANG`)."""
@@ -230,13 +245,18 @@ class Workers:
         entry = self.board.read(worker.slot)
         self.board.release(worker.slot)
         pool.state.observe(worker.pid, entry.state, entry.job, entry.since)
+        self.kill_at.pop(worker.pid, None)
+        record = pool.state.workers[worker.pid]
         _, prepare_failed = pool.state.exited(worker.pid, code, now)
         job = entry.job if entry.state is Seen.BUSY else None  # died during it
         expected = self._expected(worker, code)
         self.killed.discard(worker.pid)
-        log = (logger.warning if not expected else logger.debug if self.stopping
-               else logger.info)
-        log("pool %d: worker %d %s", worker.pool, worker.pid, describe_exit(code))
+        if record.trial and not record.prepared:
+            self.trial_exits[worker.pid] = code  # the reload logs it, in one line
+        else:
+            log = (logger.warning if not expected else logger.debug if self.stopping
+                   else logger.info)
+            log("pool %d: worker %d %s", worker.pool, worker.pid, describe_exit(code))
         if prepare_failed:
             logger.warning("pool %d: worker %d failed to prepare; forking at most one worker"
                            " per fork_error_delay (%g s)", worker.pool, worker.pid,
@@ -307,6 +327,29 @@ class Workers:
         log("pool %d: worker %d is busy; told to exit when done (stopping)", pool.index, pid)
         pool.state.dismiss_busy(pid)
         self._tell(pid, Kind.TERMINATE)
+
+    def retire(self, pool: PoolRuntime, pid: int, reason: str, deadline: float) -> None:
+        """Tell a worker to hand back what it holds and leave (`R`); kill it at `deadline`.
+
+        An idle worker leaves at once; a busy one finishes its work, parks
+        its keep-alive connection with the master, then leaves.
+        """
+        busy = pool.state.is_busy(pid)
+        logger.info("pool %d: retiring worker %d (%s%s)", pool.index, pid, reason,
+                    ", when its work is done" if busy else "")
+        if busy:
+            pool.state.dismiss_busy(pid)
+        else:
+            pool.state.stopping(pid, dismissed=True)
+        self.kill_at[pid] = deadline
+        self._tell(pid, Kind.RETIRE)
+
+    def kill_late(self, now: float) -> None:
+        """Kill every retired worker still there at its deadline (see `retire`)."""
+        for pid, deadline in list(self.kill_at.items()):
+            if now >= deadline and pid in self.by_pid:
+                del self.kill_at[pid]
+                self.kill(self.by_pid[pid], "still busy when its time to retire was up")
 
     def _tell(self, pid: int, kind: Kind) -> None:
         """Send a message without descriptors; a worker it cannot reach is killed."""

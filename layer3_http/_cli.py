@@ -8,9 +8,12 @@ It serves an HTTP callback with a pool of pre-forked workers, in this order
    ``python -m layer2_prefork`` does and with the same flags
    (`add_server_options`: ``-b -d -l -p -s -f -i -g``); a pidfile held
    by another instance: exit 2;
-3. load the callback (see `_target`; a script that fails: exit 3), or
-   the WSGI application of ``--wsgi TARGET`` (wrapped by `wsgi_callback`),
-   or, with ``--static DIR``, make a `static_handler`;
+3. check that the callback loads (see `_target`; a script that fails:
+   exit 3), or the WSGI application of ``--wsgi TARGET`` (wrapped by
+   `wsgi_callback`), in a process forked for the check: the master never
+   imports the application; each worker loads it after its fork (the
+   pool's `prepare`), so a reload (``SIGUSR2``) serves the files as they
+   are then; with ``--static DIR``, make a `static_handler`;
 4. load the TLS certificate (``--certfile``) and open the access log
    (``--access-log``), both in the master so that workers inherit them
    (a file that cannot be read: exit 3);
@@ -28,6 +31,7 @@ both.
 from __future__ import annotations
 
 import argparse
+import functools
 import logging
 import sys
 from collections.abc import Callable, Sequence
@@ -47,11 +51,11 @@ from layer2_prefork import (
 )
 
 from ._accesslog import configure_access_log
-from ._handler import generate_handler
+from ._handler import Handler, generate_handler
 from ._options import Options
 from ._proxy import DEFAULT_TRUSTED, FORWARDED_HEADERS
 from ._static import static_handler
-from ._target import DEFAULT_CALLBACK, load_callback, parse_listen
+from ._target import DEFAULT_CALLBACK, load_callback, parse_listen, run_in_child
 from ._tls import CLIENT_CERTS, tls_context
 from ._wsgi import wsgi_callback
 
@@ -222,22 +226,48 @@ def main(argv: Sequence[str] | None = None) -> int:
                          lambda: _serve(arguments, options, sizes), program=PROGRAM)
 
 
-def _serve(arguments: argparse.Namespace, options: Options, sizes: dict[str, int]) -> int:
-    """Load the callback, set up TLS and the access log, bind, announce, run the master."""
-    callback: Callable[[Any], object]
+# --8<-- [start:load]
+def _load_application(arguments: argparse.Namespace) -> Callable[[Any], object]:
+    """Import the TARGET (or ``--wsgi`` TARGET) and return its callback (in a worker).
+
+    Raises:
+        ValueError: No such module, script or callable.
+        Exception: Whatever the application raises while it loads.
+    """
+    if arguments.wsgi is not None:
+        return wsgi_callback(load_callback(arguments.wsgi), script_name=arguments.script_name)
+    return load_callback(arguments.target)
+
+
+def _check_application(arguments: argparse.Namespace) -> int:
+    """Load the application once to see that it loads (in a child); return the exit code."""
     try:
-        if arguments.static is not None:
-            callback = static_handler(arguments.static, dotfiles=arguments.static_dotfiles)
-        elif arguments.wsgi is not None:
-            callback = wsgi_callback(load_callback(arguments.wsgi),
-                                     script_name=arguments.script_name)
-        else:
-            callback = load_callback(arguments.target)
+        _load_application(arguments)
     except ValueError as error:
         return _fail(str(error), ExitCode.COMMAND_LINE)
     except BaseException:
         logger.exception("cannot load %s", arguments.wsgi or arguments.target)
         return ExitCode.STARTUP_ERROR
+    return 0
+
+
+def _prepare_worker(handler: Handler, arguments: argparse.Namespace) -> None:
+    """The pool's `prepare`: each new worker imports the application afresh."""
+    handler.callback = _load_application(arguments)
+# --8<-- [end:load]
+
+
+def _not_loaded(request: object) -> None:
+    raise RuntimeError("the application is loaded in each worker's prepare")
+
+
+def _serve(arguments: argparse.Namespace, options: Options, sizes: dict[str, int]) -> int:
+    """Check the application, set up TLS and the access log, bind, announce, run the master."""
+    callback: Callable[[Any], object] = _not_loaded
+    if arguments.static is not None:
+        callback = static_handler(arguments.static, dotfiles=arguments.static_dotfiles)
+    elif (code := run_in_child(functools.partial(_check_application, arguments))) != 0:
+        return code
     try:
         options = _production(arguments, options)
     except OSError as error:
@@ -247,8 +277,11 @@ def _serve(arguments: argparse.Namespace, options: Options, sizes: dict[str, int
     listeners: list[Listener] = [*activated, *(arguments.listen or [])]
     if not listeners:
         listeners = [TCP("127.0.0.1", 8000)]
+    handler = generate_handler(callback, options)
+    prepare = None if arguments.static is not None else functools.partial(
+        _prepare_worker, handler, arguments)
     try:
-        pool = listen(*listeners, connect=generate_handler(callback, options),
+        pool = listen(*listeners, connect=handler, prepare=prepare,
                       pre_fork=sizes.get("pre_fork", 1), min_fork=sizes.get("min_fork"),
                       max_fork=sizes.get("max_fork"))
     except ValueError as error:

@@ -1,35 +1,46 @@
 """What the command line serves and where: the callback and the listen addresses.
 
-Two small parsers for `_cli`, without sockets:
+Two small parsers for `_cli`, without sockets, and where the loading runs:
 
 * `load_callback` finds the HTTP callback a TARGET names. A TARGET is
   either ``package.module:name`` (imported like any module) or a script
   path, ``path/app.py`` or ``path/app.py:name``. The name defaults to
-  ``app``; it may be dotted (``module:App.handle``). A script is run once,
-  in the master, before the workers fork (they inherit it), under the
-  module name ``__layer3_app__``, so its ``if __name__ == "__main__":``
-  block does not run and the script can also start a server of its own
-  when run directly.
+  ``app``; it may be dotted (``module:App.handle``). A script runs under
+  the module name ``__layer3_app__``, so its ``if __name__ ==
+  "__main__":`` block does not run and the script can also start a server
+  of its own when run directly.
 * `parse_listen` turns ``HOST:PORT``, ``[IPv6]:PORT`` or ``unix:PATH``
   into a layer 2 listener.
+* `run_in_child` runs a function in a forked process and returns its
+  result as that process's exit status.
 
-Invariant: both raise `ValueError` with a message fit for the user for
-anything malformed; only a script or module that fails while loading
-raises its own exception.
+Where the application is loaded: in each worker, after the fork (the
+pool's `prepare`), never in the master. The master checks it once at
+start, in a process forked for the purpose (`run_in_child`), so that a
+broken application still stops the start with its traceback; then
+nothing of the application is in the master's `sys.modules`, and every
+worker forked later, after a reload (``SIGUSR2``) for instance, imports
+the files as they are then.
+
+Invariant: both parsers raise `ValueError` with a message fit for the
+user for anything malformed; only a script or module that fails while
+loading raises its own exception.
 """
 
 from __future__ import annotations
 
+import contextlib
 import importlib
 import os
 import runpy
 import sys
+import traceback
 from collections.abc import Callable
 from typing import Any
 
 from layer2_prefork import TCP, Local
 
-__all__ = ["DEFAULT_CALLBACK", "load_callback", "parse_listen"]
+__all__ = ["DEFAULT_CALLBACK", "load_callback", "parse_listen", "run_in_child"]
 
 DEFAULT_CALLBACK = "app"
 """The callback name used when the TARGET does not give one."""
@@ -58,6 +69,7 @@ def load_callback(target: str) -> Callable[[Any], object]:
         True
     """
     where, name = _split_target(target)
+    importlib.invalidate_caches()  # files written since the last look are found
     if where.endswith(".py") or os.sep in where or os.path.isfile(where):
         if not os.path.isfile(where):
             raise ValueError(f"no such script: {where}")
@@ -79,6 +91,38 @@ def load_callback(target: str) -> Callable[[Any], object]:
     if found is None or not callable(found):
         raise ValueError(f"{where} has no callable {name!r} (a function taking the request)")
     return found
+
+
+def run_in_child(function: Callable[[], int]) -> int:
+    """Run `function` in a forked process; return what it returned (its exit status).
+
+    Whatever the function imports stays in the child: the caller's
+    `sys.modules` is as before. An exception it lets out is printed, and
+    counts as status 1.
+
+    Examples:
+        >>> run_in_child(lambda: 3), "json.tool" in sys.modules
+        (3, False)
+        >>> run_in_child(lambda: int(bool(__import__("json.tool"))) + 4), "json.tool" in sys.modules
+        (5, False)
+    """
+    for stream in (sys.stdout, sys.stderr):
+        with contextlib.suppress(Exception):
+            stream.flush()
+    pid = os.fork()
+    if pid == 0:
+        code = 1
+        try:
+            code = function()
+        except BaseException:
+            traceback.print_exc()
+        finally:
+            for stream in (sys.stdout, sys.stderr):
+                with contextlib.suppress(Exception):
+                    stream.flush()
+            os._exit(code)
+    _, status = os.waitpid(pid, 0)
+    return os.waitstatus_to_exitcode(status)
 
 
 def parse_listen(text: str) -> TCP | Local:

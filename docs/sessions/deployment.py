@@ -2,6 +2,8 @@
 worker recycling. Production paths (/etc/ssl, /var/log, /run) are replaced by files in
 the scratch folder; the page says which."""
 
+import re
+
 from sessions import Recording
 
 TLS_PAIR = ("openssl req -x509 -newkey rsa:2048 -nodes -days 30 -keyout key.pem -out cert.pem"
@@ -51,3 +53,27 @@ def record(rec: Recording) -> None:
                         port=8000)
     recycle.into(None)
     recycle.stop()
+
+    rec.run(None, "cp docs/examples/deploy/reload_app.py app.py")
+    rec.run("reload-client", "echo 'NUMBER = 1' > version.py")
+    shown = (r"INFO reload|generation \d+ starts|WARNING|ERROR")
+    reload = rec.start("reload", "python -m layer3_http app.py --workers 2 --stats"
+                       " --listen 127.0.0.1:8000 --pidfile server.pid", port=8000,
+                       elide=[r"WARNING pool 0 worker \d+:  "])
+    reload.hide = [re.compile(rf"^(?!.*(?:{shown})).*INFO")]
+    rec.pids_after(r"worker ")
+    reload.into(None)
+    reload.wait_for(r"stats total=2 idle=2 ")
+    rec.run("reload-client", "curl http://127.0.0.1:8000/")
+    rec.run("reload-client", "echo 'NUMBER = 2  # the new code' > version.py")
+    reload.into("reload")
+    rec.run("reload-client", "kill -USR2 $(cat server.pid)")
+    reload.wait_for(r"reload 1 done")
+    rec.run("reload-client", "curl http://127.0.0.1:8000/")
+    rec.run("reload-client", "echo 'NUMBER = (' > version.py")
+    rec.run("reload-client", "kill -USR2 $(cat server.pid)")
+    reload.wait_for(r"reload 2 abandoned")
+    rec.run("reload-client", "curl http://127.0.0.1:8000/")
+    rec.mask(r"replaced in \d+\.\d\d s", "replaced in <n> s")
+    reload.into(None)
+    reload.stop()

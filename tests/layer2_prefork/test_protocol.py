@@ -48,9 +48,9 @@ def decode_all(decoder: Decoder) -> list[Message]:
 def test_control_bytes_are_the_original_letters() -> None:
     # B, C and T are the original's bytes; P (park) and W (work waiting) came
     # with keep-alive parking; H (hold), D (timer done), L (linger) and S (send
-    # the rest) with workers that accept themselves. The original's I ("idle")
-    # is gone: workers say it on the scoreboard.
-    assert [chr(kind) for kind in Kind] == ["B", "P", "C", "T", "W", "H", "D", "L", "S"]
+    # the rest) with workers that accept themselves, R (retire) with reloads.
+    # The original's I ("idle") is gone: workers say it on the scoreboard.
+    assert [chr(kind) for kind in Kind] == ["B", "P", "C", "T", "W", "H", "D", "L", "S", "R"]
     assert encode(Kind.TERMINATE)[:1] == b"T"
 
 
@@ -64,8 +64,9 @@ def test_idle_is_no_message_any_more() -> None:
 def test_each_side_accepts_only_its_own_kinds() -> None:
     assert set(TO_MASTER) == {Kind.GOODBYE, Kind.PARK, Kind.HOLD, Kind.DONE, Kind.LINGER,
                               Kind.SEND}
-    assert set(TO_WORKER) == {Kind.CONNECT, Kind.TERMINATE, Kind.WAITING}
-    assert set(CONTROL_TO_WORKER) == {Kind.TERMINATE, Kind.WAITING}  # C comes by the queue
+    assert set(TO_WORKER) == {Kind.CONNECT, Kind.TERMINATE, Kind.WAITING, Kind.RETIRE}
+    # C comes by the queue
+    assert set(CONTROL_TO_WORKER) == {Kind.TERMINATE, Kind.WAITING, Kind.RETIRE}
     assert set(QUEUE) == {Kind.CONNECT}
 
 
