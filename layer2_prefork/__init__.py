@@ -10,7 +10,7 @@ says their request arrived), and `linger()` and `send_rest()` hand the
 master the waits at a connection's end (the lingering close, and the rest
 of a response a client takes slowly). A command line of your own gets the same server options and
 start-up steps from `add_server_options`, `ServerOptions` and
-`serve_command`.
+`serve_command`; `start_watcher` watches files for a development reloader.
 """
 
 from ._activation import socket_activation
@@ -23,6 +23,7 @@ from ._park import park, work_waiting
 from ._server import Pool, listen, run
 from ._service import ServerOptions, add_server_options, serve_command
 from ._timeout import timeout, timeout_each
+from ._watch import start_watcher
 from ._worker import stop_fd, stopping
 
 __all__ = [
@@ -49,6 +50,7 @@ __all__ = [
     "send_rest",
     "serve_command",
     "socket_activation",
+    "start_watcher",
     "stop_fd",
     "stopping",
     "timeout",
