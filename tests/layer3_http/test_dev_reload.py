@@ -110,7 +110,7 @@ def test_a_syntax_error_is_shown_and_the_old_code_serves_until_it_is_fixed(
 
 
 def test_the_watcher_goes_with_the_server(tmp_path: Path) -> None:
-    with dev_server(tmp_path) as (program, port):
+    with dev_server(tmp_path) as (program, _):
         children = Path(f"/proc/{program.pid}/task/{program.pid}/children").read_text()
         forks = {int(match.group(1)) for line in program.lines
                  if (match := re.search(rb"forked worker (\d+)", line))}
