@@ -446,6 +446,7 @@ class Master:
         if not pid:
             logger.error("upgrade failed: the new master ended before it served; "
                          "this one goes on serving")
+            _upgrade.reclaim_pidfile(self.settings.pidfile)
             return
         with contextlib.suppress(OSError):
             if _upgrade.notify(f"MAINPID={pid}"):

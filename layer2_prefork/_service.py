@@ -152,6 +152,8 @@ class Pidfile:
     def __init__(self, path: str) -> None:
         self.path = os.path.abspath(path)
         self.fd = _passed_pidfile(self.path)
+        self.passed = self.fd >= 0
+        """Passed on by the old master of an upgrade, which still names itself in it."""
         if self.fd < 0:
             self.fd = os.open(self.path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o644)
         self.owner = 0
@@ -177,7 +179,9 @@ class Pidfile:
         with contextlib.suppress(OSError):
             written = os.pread(self.fd, 32, 0).decode(errors="replace").strip()
             taken_over = self.owner != 0 and written not in ("", str(self.owner))
-            if not taken_over and os.path.samestat(os.stat(self.path), os.fstat(self.fd)):
+            not_ours = self.passed and self.owner == 0  # a new master that never started
+            if not (taken_over or not_ours) and os.path.samestat(os.stat(self.path),
+                                                                 os.fstat(self.fd)):
                 os.unlink(self.path)
         os.close(self.fd)
 

@@ -41,11 +41,11 @@ import sys
 from collections.abc import Sequence
 
 from ._activation import LISTEN_FDS_START, UPGRADE_PREFIX, listen_environment, listener_key
-from ._config import Inherited
+from ._config import TCP, Inherited, Local
 from ._runtime import PoolRuntime
 
 __all__ = ["PIDFILE_VARIABLE", "READY_VARIABLE", "UPGRADE_SIGNAL", "Predecessor", "Successor",
-           "notify"]
+           "notify", "reclaim_pidfile"]
 
 UPGRADE_SIGNAL = signal.SIGURG
 """The signal that upgrades the server: ignored by default, so an older server that does
@@ -87,8 +87,12 @@ class Successor:
             for listener, bound in zip(pool.spec.listeners, pool.bound, strict=True):
                 if bound is None:
                     continue
-                names.append(listener.name if isinstance(listener, Inherited)
-                             else UPGRADE_PREFIX + listener_key(listener))  # type: ignore[arg-type]
+                if isinstance(listener, Inherited):
+                    names.append(listener.name)
+                elif isinstance(listener, TCP | Local):
+                    names.append(UPGRADE_PREFIX + listener_key(listener))
+                else:  # pragma: no cover - timers have no socket
+                    continue
                 fds.append(bound.sock.fileno())
         read_end, write_end = os.pipe2(os.O_CLOEXEC | os.O_NONBLOCK)
         try:
@@ -204,6 +208,14 @@ class Predecessor:
         """Close the pipe (announced, or in a new worker)."""
         with contextlib.suppress(OSError):
             os.close(self.fd)
+
+
+def reclaim_pidfile(fd: int | None) -> None:
+    """After a failed upgrade: this master's PID in the pidfile again (the new one wrote its)."""
+    if fd is not None:
+        with contextlib.suppress(OSError):
+            os.ftruncate(fd, 0)
+            os.pwrite(fd, f"{os.getpid()}\n".encode(), 0)
 
 
 def notify(message: str) -> bool:

@@ -112,6 +112,7 @@ def _watch(parent: int, files: Callable[[], Sequence[str]],
                 on_change(changed)
             except Exception:
                 traceback.print_exc()  # the watcher goes on watching
-            watched = sorted(set(watched) | set(files()))
-            now = Snapshot.take(watched)
+            added = sorted(set(files()) - set(watched))
+            watched += added  # what changed since `now` was taken shows next round
+            now = Snapshot({**now.seen, **Snapshot.take(added).seen})
         before = now

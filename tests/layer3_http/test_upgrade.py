@@ -117,6 +117,15 @@ def close_loop(port: int, stop: threading.Event, tally: Tally) -> None:
         tally.count(body)
 
 
+def answer(port: int) -> bytes:
+    connection = http.client.HTTPConnection("127.0.0.1", port, timeout=20)
+    try:
+        connection.request("GET", "/")
+        return connection.getresponse().read()
+    finally:
+        connection.close()
+
+
 def gone(pid: int, timeout: float = 20.0) -> bool:
     """Whether process `pid` ends within `timeout` (watched by its pidfd)."""
     try:
@@ -133,6 +142,12 @@ def forked(program: Program, start: int = 0) -> list[int]:
     program.drain_output()
     return [int(match.group(1)) for line in program.lines[start:]
             if (match := FORK.search(line))]
+
+
+def children(pid: int) -> list[int]:
+    """The PIDs of a process's children (from /proc)."""
+    text = Path(f"/proc/{pid}/task/{pid}/children").read_text()
+    return [int(child) for child in text.split()]
 
 
 def exit_status(program: Program, timeout: float = 20.0) -> int:
@@ -174,7 +189,7 @@ def test_an_upgrade_loses_no_request_and_keeps_the_socket(tmp_path: Path) -> Non
         port = program.wait_for_port()
         program.wait_for_line(rb"forked worker")
         old_master = program.pid
-        new_master = upgrade_mark = 0
+        new_master = 0
 
         def upgrade() -> None:
             nonlocal new_master
@@ -192,8 +207,6 @@ def test_an_upgrade_loses_no_request_and_keeps_the_socket(tmp_path: Path) -> Non
                 assert gone(pid), f"old worker {pid} is still running"
             with socket.create_connection(("127.0.0.1", port), timeout=20):
                 pass  # still listening: the new master's workers take it
-            nonlocal upgrade_mark
-            upgrade_mark = mark
 
         kept, closed = run_loops(port, upgrade)
         assert not kept.failures and not closed.failures, (kept, closed, program.output())
@@ -207,7 +220,7 @@ def test_an_upgrade_loses_no_request_and_keeps_the_socket(tmp_path: Path) -> Non
             while chunk := client.recv(65536):
                 answer += chunk
         assert answer.startswith(b"HTTP/1.1 200") and b"\r\n\r\nv2 " in answer
-        while len(new_workers := forked(program, upgrade_mark)) < WORKERS:
+        while len(new_workers := children(new_master)) < WORKERS:
             program.wait_for_line(FORK, 20, len(program.lines))  # the new master's log
         assert len(new_workers) == WORKERS and not any(gone(pid, 0) for pid in new_workers), (
             program.output())
@@ -219,24 +232,32 @@ def test_an_upgrade_loses_no_request_and_keeps_the_socket(tmp_path: Path) -> Non
 
 
 def test_a_new_master_that_cannot_start_leaves_the_old_one_serving(tmp_path: Path) -> None:
-    app = tmp_path / "app.py"
+    app, pidfile = tmp_path / "app.py", tmp_path / "server.pid"
     write_app(app, "v1")
     argv = [sys.executable, "-m", "layer3_http", str(app), "--listen", "127.0.0.1:0",
-            "--workers", "1"]
+            "--workers", "1", "-p", str(pidfile)]
     with running(argv, cwd=tmp_path) as program:
         port = program.wait_for_port()
         program.wait_for_line(rb"forked worker")
+        assert answer(port).startswith(b"v1 ")  # the worker has loaded the application
         app.write_text("this is not Python\n")
         mark = len(program.lines)
         os.kill(program.pid, signal.SIGURG)
         program.wait_for_line(rb"ERROR upgrade failed: the new master ended before it served",
                               20, mark)
         connection = http.client.HTTPConnection("127.0.0.1", port, timeout=20)
-        connection.request("GET", "/")
-        assert connection.getresponse().read().startswith(b"v1 ")
-        connection.close()
+        try:
+            connection.request("GET", "/")
+            assert connection.getresponse().read().startswith(b"v1 ")
+        except OSError as error:
+            program.drain_output()
+            raise AssertionError(program.output()) from error
+        finally:
+            connection.close()
         assert program.proc.poll() is None
+        assert int(pidfile.read_text()) == program.pid  # its own again
         assert program.stop(signal.SIGTERM) == 0
+        assert not pidfile.exists()
 
 
 def test_the_service_manager_learns_the_new_main_pid(tmp_path: Path) -> None:
