@@ -36,8 +36,9 @@ class Snapshot:
     """What `stat` said of each watched file: (mtime in ns, size), or `None` if missing.
 
     Examples:
-        >>> Snapshot.take(["/no/such/file"]).changed(Snapshot.take([]))
-        ['/no/such/file']
+        >>> missing = Snapshot.take(["/no/such/file"])
+        >>> missing.seen, missing.changed(Snapshot({"/no/such/file": (1, 0)}))
+        ({'/no/such/file': None}, ['/no/such/file'])
     """
 
     seen: dict[str, tuple[int, int] | None] = field(default_factory=dict)
