@@ -144,6 +144,15 @@ def forked(program: Program, start: int = 0) -> list[int]:
             if (match := FORK.search(line))]
 
 
+def listening_inode(port: int) -> int:
+    """The inode of the socket listening on 127.0.0.1:`port` (from /proc/net/tcp)."""
+    for line in Path("/proc/net/tcp").read_text().splitlines()[1:]:
+        fields = line.split()
+        if fields[3] == "0A" and int(fields[1].split(":")[1], 16) == port:
+            return int(fields[9])
+    raise AssertionError(f"nothing listens on port {port}")
+
+
 def children(pid: int) -> list[int]:
     """The PIDs of a process's children (from /proc)."""
     text = Path(f"/proc/{pid}/task/{pid}/children").read_text()
@@ -190,6 +199,7 @@ def test_an_upgrade_loses_no_request_and_keeps_the_socket(tmp_path: Path) -> Non
         program.wait_for_line(rb"forked worker")
         old_master = program.pid
         new_master = 0
+        socket_before = listening_inode(port)
 
         def upgrade() -> None:
             nonlocal new_master
@@ -213,6 +223,7 @@ def test_an_upgrade_loses_no_request_and_keeps_the_socket(tmp_path: Path) -> Non
         for tally in (kept, closed):
             assert tally.answers.get("v1", 0) > 0 and tally.answers.get("v2", 0) > 0, tally
         assert new_master != old_master and not gone(new_master, 0)
+        assert listening_inode(port) == socket_before  # the very socket, not a new one
         assert int(pidfile.read_text()) == new_master  # the pidfile names the new master
         with socket.create_connection(("127.0.0.1", port), timeout=20) as client:
             client.sendall(b"GET / HTTP/1.1\r\nHost: t\r\nConnection: close\r\n\r\n")
