@@ -14,9 +14,18 @@ SERVE_ARGS ?=
 # static-file callback on layer 2's pre-forked workers). Ctrl-C sends SIGINT,
 # the master's fast stop: workers killed, the port closed, exit status 0.
 # SERVE_ARGS passes more options, e.g. SERVE_ARGS="--max-fork 64 --idle-timeout 5".
+# APP serves one of the tutorial's applications instead, reloaded whenever one of
+# its files changes, e.g. make serve APP=docs/examples/layer3/step07_site.py.
+APP ?=
+ifeq ($(strip $(APP)),)
 serve: setup docs
 	@echo "serving the tutorial on http://$(HOST):$(PORT)/ (Ctrl-C stops)"
 	$(BIN)/python -m layer3_http --static site --listen $(HOST):$(PORT) $(SERVE_ARGS)
+else
+serve: setup
+	@echo "serving $(APP) on http://$(HOST):$(PORT)/, reloaded on each change (Ctrl-C stops)"
+	$(BIN)/python -m layer3_http $(APP) --reload --listen $(HOST):$(PORT) $(SERVE_ARGS)
+endif
 
 test: setup lint typecheck imports pytest docs
 

@@ -11,7 +11,8 @@ the next request is there), and `linger()` and `send_rest()` hand the
 master the waits at a connection's end (the lingering close, and the rest
 of a response a client takes slowly). A command line of your own gets the same server options and
 start-up steps from `add_server_options`, `ServerOptions` and
-`serve_command`. `Counters` are sums that outlive the workers that add
+`serve_command`; `start_watcher` watches files for a development reloader.
+`Counters` are sums that outlive the workers that add
 to them, and `snapshot()` reads them, with each pool's worker states,
 exits by `ExitCause` and the connections the master holds, from any
 process of the server.
@@ -29,6 +30,7 @@ from ._scoreboard import ExitCause, HeldReason
 from ._server import Pool, listen, run
 from ._service import ServerOptions, add_server_options, serve_command
 from ._timeout import timeout, timeout_each
+from ._watch import start_watcher
 from ._worker import count_requests, requests_left, stop_fd, stopping
 
 __all__ = [
@@ -66,6 +68,7 @@ __all__ = [
     "serve_command",
     "snapshot",
     "socket_activation",
+    "start_watcher",
     "stop_fd",
     "stopping",
     "timeout",

@@ -11,7 +11,8 @@ of gunicorn's arbiter::
     loop until stopped and every worker is reaped:
         handle signals        SIGTERM: graceful stop; SIGINT/SIGHUP: fast stop;
                               SIGUSR1: reopen log files, log statistics;
-                              SIGUSR2: reload (see `_reload`)
+                              SIGUSR2: reload (see `_reload`);
+                              SIGURG: upgrade (a new master, see `_upgrade`)
         reap workers          waitpid(pid, WNOHANG) for each worker
         read the scoreboard   each worker's state, from shared memory; kill a
                               worker found stopped (SIGSTOP) twice
@@ -25,7 +26,9 @@ of gunicorn's arbiter::
                               request has arrived; W to busy workers while
                               work waits; stopping, once no connection is
                               held: T to every worker
-        adjust pools          fork one worker where a pool is below target
+        adjust pools          fork one worker where a pool is below target;
+                              started by an upgrade, once every pool has an idle
+                              worker: tell the old master
         log statistics        (with --stats) when a pool's counts changed
         compute next wake-up  the earliest timer of any pool, and the next
                               reading of the scoreboard (every 50 ms; 5 ms
@@ -64,12 +67,12 @@ import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
-from . import _logging
+from . import _logging, _upgrade
 from ._config import PoolSpec
 from ._errors import ExitCode
 from ._finishing import Finishing
 from ._holding import Holding
-from ._lifecycle import Lifecycle
+from ._lifecycle import Lifecycle, Phase
 from ._logging import logger
 from ._pool import PoolState
 from ._reload import Outcome, Reload
@@ -80,7 +83,7 @@ from ._sockets import Bound
 from ._workers import Workers
 
 HANDLED_SIGNALS = (signal.SIGTERM, signal.SIGINT, signal.SIGHUP, signal.SIGCHLD, signal.SIGUSR1,
-                   signal.SIGUSR2)
+                   signal.SIGUSR2, _upgrade.UPGRADE_SIGNAL)
 SPARE_FDS = 128
 """Descriptors kept free of held connections (workers' sockets, logs, accept)."""
 SCOREBOARD_TICK = 0.05
@@ -101,6 +104,8 @@ class Settings:
     """Log a line of worker counts whenever a pool's counts change."""
     close_in_workers: tuple[int, ...] = ()
     """Descriptors of the master (a pidfile) that workers must not keep open."""
+    pidfile: int | None = None
+    """The pidfile's descriptor, which an upgrade passes on to the new master."""
 
 
 class Master:
@@ -134,6 +139,10 @@ class Master:
         self.has_main = any(pool.schedule.has_main() for pool in self.pools)
         self.slice_ends = math.inf
         """When a busy worker is due to be told that connections wait (`W`)."""
+        self.successor: _upgrade.Successor | None = None
+        """The new master an upgrade is starting (see `_upgrade`)."""
+        self.predecessor = _upgrade.Predecessor.from_environment()
+        """The old master to tell once this one serves, if an upgrade started this one."""
 
     # --- the loop ------------------------------------------------------
 
@@ -169,6 +178,7 @@ class Master:
         self._step_reload(now)
         self._dispatch(now)
         self._adjust_pools(now)
+        self._tell_predecessor()
         self._log_stats()
         self._publish()
         if not self._done():
@@ -183,11 +193,17 @@ class Master:
     def _handle_signals(self, now: float) -> None:
         while (number := self.signals.pop()) is not None:
             if number == signal.SIGTERM:
+                self.workers.begin_stop(number)
                 self._begin_graceful_stop(now, "SIGTERM")
             elif number in (signal.SIGINT, signal.SIGHUP):
+                self.workers.begin_stop(number)
                 self._begin_fast_stop(signal.Signals(number).name)
             elif number == signal.SIGCHLD:
                 self.workers.maybe_exited = True
+                if self.successor is not None:
+                    self.successor.reap()
+            elif number == _upgrade.UPGRADE_SIGNAL:
+                self._begin_upgrade()
             elif number == signal.SIGUSR1:
                 count = _logging.reopen()
                 logger.info("SIGUSR1: %d log file(s) reopened", count)
@@ -205,6 +221,9 @@ class Master:
         for pool in self.pools:
             pool.close_in_child(own=pool.index == pool_index)
         self.workers.close_in_child()
+        for end in (self.successor, self.predecessor):
+            if end is not None:
+                end.close()
         for fd in self.settings.close_in_workers:
             with contextlib.suppress(OSError):
                 os.close(fd)
@@ -213,7 +232,7 @@ class Master:
 
     def _check_timers(self, now: float) -> None:
         if self.life.graceful and now >= self.life.deadline:
-            self._begin_fast_stop("the graceful stop deadline passed")
+            self._begin_fast_stop("the graceful stop deadline passed", asked=False)
         self.holding.expire(now)
         self.finishing.expire(now)
         self.workers.kill_late(now)
@@ -401,11 +420,64 @@ class Master:
             self.reload_again = False
             self._begin_reload(now)
 
+    # --- upgrading (see `_upgrade`) -----------------------------------
+
+    def _begin_upgrade(self) -> None:
+        """Start a new master on the same listening sockets (`SIGURG`)."""
+        name = _upgrade.UPGRADE_SIGNAL.name
+        if self.life.phase is not Phase.RUNNING:
+            logger.warning("%s: no upgrade, the server is %s", name, self.life.phase.value)
+            return
+        if self.successor is not None and self.successor.ready >= 0:
+            logger.warning("%s: no upgrade, master %d is starting already", name,
+                           self.successor.pid)
+            return
+        try:
+            self.successor = _upgrade.Successor.start(self.pools, self.settings.pidfile)
+        except OSError as error:
+            logger.error("%s: cannot start a new master: %s", name, error)
+            return
+        self.selector.register(self.successor.ready, selectors.EVENT_READ, self._on_successor)
+        logger.info("upgrade (%s): starting a new master, %d, on the same sockets", name,
+                    self.successor.pid)
+
+    def _on_successor(self) -> None:
+        """The new master wrote to the pipe, or ended: stop, or go on serving."""
+        successor = self.successor
+        assert successor is not None
+        pid = successor.read()
+        if pid is None:
+            return
+        self.selector.unregister(successor.ready)
+        successor.close()
+        successor.ready = -1
+        successor.reap()
+        if not pid:
+            logger.error("upgrade failed: the new master ended before it served; "
+                         "this one goes on serving")
+            _upgrade.reclaim_pidfile(self.settings.pidfile)
+            return
+        with contextlib.suppress(OSError):
+            if _upgrade.notify(f"MAINPID={pid}"):
+                logger.info("upgrade: told the service manager that the main PID is %d", pid)
+        _upgrade.Successor.keep_listening(self.pools)
+        self._begin_graceful_stop(time.monotonic(), f"upgraded: master {pid} serves")
+
+    def _tell_predecessor(self) -> None:
+        """Started by an upgrade: once every pool has an idle worker, tell the old master."""
+        if self.predecessor is None or not self.life.serving:
+            return
+        if all(pool.state.next_idle() is not None for pool in self.pools):
+            self.predecessor.announce()
+            self.predecessor = None
+            logger.info("upgrade: serving; the old master stops")
+
     # --- stopping ------------------------------------------------------
 
     def _begin_graceful_stop(self, now: float, reason: str) -> None:
         if not self.life.stop_gracefully(now + self.settings.graceful_timeout):
             return
+        self.workers.begin_stop()
         self.reload, self.reload_again = None, False
         self.holding.stop_idle()
         for pool in self.pools:
@@ -417,15 +489,20 @@ class Master:
         logger.info("graceful stop (%s): listeners closed, waiting up to %g s for workers",
                     reason, self.settings.graceful_timeout)
 
-    def _begin_fast_stop(self, reason: str) -> None:
+    def _begin_fast_stop(self, reason: str, asked: bool = True) -> None:
+        """Kill every worker; a WARNING unless the operator asked for it (`asked`)."""
         if not self.life.stop_fast():
             return
+        self.workers.begin_stop()
         self.reload, self.reload_again = None, False
         self.holding.close_all()
         self.finishing.close_all()
         for pool in self.pools:
             pool.close_listeners()
-        logger.info("fast stop (%s): listeners closed, killing all workers", reason)
+        count = len(self.workers.by_pid)
+        log = logger.info if asked else logger.warning
+        log("fast stop (%s): listeners closed, killing %d worker%s", reason, count,
+            "" if count == 1 else "s")
         self.workers.kill_all(reason)
 
     def _cleanup(self) -> None:

@@ -135,9 +135,13 @@ class PoolRuntime:
         return self.spec.index
 
     def listeners(self) -> list[tuple[int, socket.socket]]:
-        """The listening sockets, with their indexes (what the pool's workers accept on)."""
+        """The listening sockets, with their indexes (what the pool's workers accept on).
+
+        Closed ones (a stop began) are left out: a worker forked for held
+        connections during a graceful stop has none to accept on.
+        """
         return [(index, bound.sock) for index, bound in enumerate(self.bound)
-                if bound is not None]
+                if bound is not None and bound.sock.fileno() >= 0]
 
     def backlog_waiting(self) -> bool:
         """Whether a connection waits in a listener's backlog (one `poll`, no wait)."""

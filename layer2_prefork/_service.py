@@ -45,6 +45,7 @@ from . import _server
 from ._errors import ExitCode
 from ._logging import FACILITIES, LEVELS, configure, logger
 from ._master import Settings
+from ._upgrade import PIDFILE_VARIABLE
 
 __all__ = ["AlreadyRunning", "Pidfile", "ServerOptions", "add_server_options", "detach",
            "serve_command"]
@@ -150,7 +151,11 @@ class Pidfile:
 
     def __init__(self, path: str) -> None:
         self.path = os.path.abspath(path)
-        self.fd = os.open(self.path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o644)
+        self.fd = _passed_pidfile(self.path)
+        self.passed = self.fd >= 0
+        """Passed on by the old master of an upgrade, which still names itself in it."""
+        if self.fd < 0:
+            self.fd = os.open(self.path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o644)
         self.owner = 0
         try:
             fcntl.flock(self.fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
@@ -166,11 +171,35 @@ class Pidfile:
         os.pwrite(self.fd, f"{self.owner}\n".encode(), 0)
 
     def remove(self) -> None:
-        """Remove the file (while still holding the lock) and close it."""
+        """Remove the file (while still holding the lock) and close it.
+
+        Not if it names another process by now: the new master of an
+        upgrade, which holds the same lock, wrote its PID there.
+        """
         with contextlib.suppress(OSError):
-            if os.path.samestat(os.stat(self.path), os.fstat(self.fd)):
+            written = os.pread(self.fd, 32, 0).decode(errors="replace").strip()
+            taken_over = self.owner != 0 and written not in ("", str(self.owner))
+            not_ours = self.passed and self.owner == 0  # a new master that never started
+            if not (taken_over or not_ours) and os.path.samestat(os.stat(self.path),
+                                                                 os.fstat(self.fd)):
                 os.unlink(self.path)
         os.close(self.fd)
+
+
+def _passed_pidfile(path: str) -> int:
+    """The pidfile's descriptor an old master passed in an upgrade (locked), or -1."""
+    text = os.environ.pop(PIDFILE_VARIABLE, "")
+    if not text.isdigit():
+        return -1
+    fd = int(text)
+    try:
+        if not os.path.samestat(os.fstat(fd), os.stat(path)):
+            os.close(fd)
+            return -1
+        os.set_inheritable(fd, False)
+    except OSError:
+        return -1
+    return fd
 
 
 def detach(pidfile: Pidfile | None) -> None:
@@ -241,7 +270,8 @@ def serve_command(options: ServerOptions, start: Callable[[], int], *,
                 pidfile.write()
 
         keep_closed = (pidfile.fd,) if pidfile is not None else ()
-        _server.configure_run(Settings(options.graceful_timeout, options.stats, keep_closed),
+        _server.configure_run(Settings(options.graceful_timeout, options.stats, keep_closed,
+                                       pidfile.fd if pidfile is not None else None),
                               before_start)
         return start()
     finally:

@@ -23,6 +23,7 @@ from dataclasses import dataclass
 
 from layer1_sockets import remove_stale_socket
 
+from ._activation import passed_socket
 from ._config import TCP, Inherited, Local
 
 BACKLOG = 1024
@@ -40,7 +41,8 @@ class Bound:
     identity: tuple[int, int] | None = None
     """(st_dev, st_ino) of the socket file, for Unix listeners."""
     inherited: bool = False
-    """Whether the socket came from the service manager (which keeps its own copy)."""
+    """Whether another process keeps listening on it: the service manager it came from
+    (which keeps its own copy), or the new master that took it over in an upgrade."""
 
     def close(self) -> None:
         """Stop listening for every process, close the socket, remove its file if ours.
@@ -65,7 +67,9 @@ class Bound:
 def bind(listener: TCP | Local | Inherited) -> Bound:
     """Create, bind and start listening on the socket a listener describes.
 
-    An `Inherited` socket is adopted as it is (it must be listening already).
+    An `Inherited` socket is adopted as it is (it must be listening already),
+    and so is the socket an old master passed on for the same listener in an
+    upgrade (`passed_socket`): same port, same backlog, nothing refused.
 
     Args:
         listener: A TCP, Unix or inherited listener.
@@ -78,10 +82,18 @@ def bind(listener: TCP | Local | Inherited) -> Bound:
             a socket, ...); for an inherited descriptor that is not a
             listening stream socket, `EINVAL`.
     """
-    if isinstance(listener, TCP):
-        return _bind_tcp(listener)
     if isinstance(listener, Inherited):
         return _adopt(listener)
+    fd = passed_socket(listener)
+    if fd is not None:
+        bound = _adopt(Inherited(fd))
+        bound.inherited = False  # this master's own now, as it was the old one's
+        if isinstance(bound.address, str):
+            info = os.stat(bound.address)
+            bound.identity = (info.st_dev, info.st_ino)
+        return bound
+    if isinstance(listener, TCP):
+        return _bind_tcp(listener)
     return _bind_local(listener)
 
 

@@ -18,6 +18,11 @@ Invariants:
   its exit, so a traceback always comes before "exited with status 1";
 * a reaped worker's remaining control messages are read first too, so a
   connection it parked just before it died is not lost;
+* a worker's end is a WARNING only when nobody asked for it: one the master
+  killed itself (`kill`), or one that died of the very signal that
+  stopped the server (Ctrl-C reaches every process of the terminal's
+  group), is logged at INFO, and at DEBUG once the server is stopping, so
+  that a stop reads as the master's own two lines (see `begin_stop`);
 * a worker told to retire (`R`, a reload) that is still alive at its
   deadline is killed (`kill_late`).
 """
@@ -105,6 +110,12 @@ class Workers:
         """Workers found stopped at the last check."""
         self.maybe_exited = False
         """Set by SIGCHLD or an end of stream on a control socket: reap soon."""
+        self.killed: set[int] = set()
+        """Workers the master sent SIGKILL itself (their death is no surprise)."""
+        self.stopping = False
+        """The server is stopping: each worker's retirement and end is a DEBUG line."""
+        self.stop_signal = 0
+        """The signal that stopped the server (0: none); a worker it killed was asked to go."""
         self.kill_at: dict[int, float] = {}
         """Workers told to retire (`R`), and when to kill them if they are still there."""
         self.trial_exits: dict[int, int] = {}
@@ -112,6 +123,26 @@ class Workers:
 
     def __bool__(self) -> bool:
         return bool(self.by_pid)
+
+    def begin_stop(self, signal_number: int = 0) -> None:
+        """The server stops: log each worker's end as expected from now on.
+
+        Args:
+            signal_number: The signal that stopped the server, if one did.
+                A worker that dies of it was reached by the same signal as
+                the master (a terminal's Ctrl-C goes to the whole process
+                group, systemd may signal the whole control group).
+        """
+        self.stopping = True
+        self.stop_signal = self.stop_signal or signal_number
+
+    def _expected(self, worker: WorkerProcess, code: int) -> bool:
+        """Whether a worker's end is what someone asked for (else: a WARNING)."""
+        if code == 0:
+            return True
+        if code == -signal.SIGKILL and worker.pid in self.killed:
+            return True
+        return self.stopping and code == -self.stop_signal
 
     # --- birth and death -----------------------------------------------
 
@@ -227,10 +258,13 @@ class Workers:
         record = pool.state.workers[worker.pid]
         _, prepare_failed = pool.state.exited(worker.pid, code, now)
         job = entry.job if entry.state is Seen.BUSY else None  # died during it
+        expected = self._expected(worker, code)
+        self.killed.discard(worker.pid)
         if record.trial and not record.prepared:
             self.trial_exits[worker.pid] = code  # the reload logs it, in one line
         else:
-            log = logger.info if code == 0 else logger.warning
+            log = (logger.warning if not expected else logger.debug if self.stopping
+                   else logger.info)
             log("pool %d: worker %d %s", worker.pool, worker.pid, describe_exit(code))
         if prepare_failed:
             logger.warning("pool %d: worker %d failed to prepare; forking at most one worker"
@@ -291,15 +325,16 @@ class Workers:
 
     def terminate(self, pool: PoolRuntime, pid: int, reason: str) -> None:
         """Tell an idle worker to finish and exit (`T`)."""
-        logger.info("pool %d: retiring worker %d (%s)", pool.index, pid, reason)
+        log = logger.debug if self.stopping else logger.info
+        log("pool %d: retiring worker %d (%s)", pool.index, pid, reason)
         self.dismissed.setdefault(pid, ExitCause.STOP if reason == "stopping" else ExitCause.IDLE)
         pool.state.stopping(pid, dismissed=True)
         self._tell(pid, Kind.TERMINATE)
 
     def finish_then_exit(self, pool: PoolRuntime, pid: int) -> None:
         """Tell a busy worker to exit when its work is done (`T`; see `_protocol`)."""
-        logger.info("pool %d: worker %d is busy; told to exit when done (stopping)",
-                    pool.index, pid)
+        log = logger.debug if self.stopping else logger.info
+        log("pool %d: worker %d is busy; told to exit when done (stopping)", pool.index, pid)
         self.dismissed.setdefault(pid, ExitCause.STOP)
         pool.state.dismiss_busy(pid)
         self._tell(pid, Kind.TERMINATE)
@@ -335,10 +370,15 @@ class Workers:
             self.kill(self.by_pid[pid], "its control socket failed")
 
     def kill(self, worker: WorkerProcess, reason: str, quietly: bool = False) -> None:
-        """Kill a worker with `SIGKILL`; it is reaped like any other."""
-        self.dismissed[worker.pid] = ExitCause.STOP if quietly else ExitCause.KILLED
-        log = logger.info if quietly else logger.error
+        """Kill a worker with `SIGKILL`; it is reaped like any other.
+
+        Its end is then no surprise: the reaped line is not a WARNING (the
+        reason is on this line, an ERROR unless `quietly`).
+        """
+        log = (logger.error if not quietly else logger.debug if self.stopping
+               else logger.info)
         log("pool %d: killing worker %d (%s)", worker.pool, worker.pid, reason)
+        self.killed.add(worker.pid)
         with contextlib.suppress(ProcessLookupError):
             os.kill(worker.pid, signal.SIGKILL)
         self._unregister(worker.control)

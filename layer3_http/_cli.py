@@ -33,6 +33,7 @@ from __future__ import annotations
 import argparse
 import functools
 import logging
+import os
 import sys
 from collections.abc import Callable, Sequence
 from typing import Any, NoReturn
@@ -51,6 +52,7 @@ from layer2_prefork import (
 )
 
 from ._accesslog import configure_access_log
+from ._devreload import application_files, start_dev_reloader
 from ._handler import Handler, generate_handler
 from ._metrics import parse_metrics_address, serve_metrics
 from ._options import Options
@@ -172,6 +174,11 @@ def parser() -> argparse.ArgumentParser:
                             help="serve GET /metrics (Prometheus text format) on this "
                                  "HOST:PORT or unix:PATH, by a worker of its own; off by "
                                  "default, and never on the --listen addresses")
+    development = cli.add_argument_group("development")
+    development.add_argument("--reload", action="store_true",
+                             help="watch the application's source files and reload (SIGUSR2) "
+                                  "when one changes and compiles; a syntax error is shown and "
+                                  "the old code goes on serving")
     add_server_options(cli.add_argument_group("server (as python -m layer2_prefork)"))
     return cli
 
@@ -229,6 +236,11 @@ def main(argv: Sequence[str] | None = None) -> int:
             raise CommandLineError("--static-dotfiles needs --static")
         if arguments.certfile is None and (arguments.keyfile or arguments.ca_certs):
             raise CommandLineError("--keyfile and --ca-certs need --certfile")
+        if arguments.reload and arguments.static is not None:
+            raise CommandLineError("--reload needs a TARGET or --wsgi (--static serves the "
+                                   "files as they are anyway)")
+        if arguments.reload and arguments.background:
+            raise CommandLineError("--reload is for a server in a terminal, not with -b")
         options = http_options(arguments)
         sizes = pool_sizes(arguments)
     except (CommandLineError, ValueError) as error:
@@ -309,11 +321,25 @@ def _serve(arguments: argparse.Namespace, options: Options, sizes: dict[str, int
             logger.error("cannot listen for metrics: %s", error)
             return ExitCode.STARTUP_ERROR
         _announce_metrics(arguments.metrics, metrics.addresses[0])
+    if arguments.reload:
+        _start_reloader(arguments)
     try:
         return run()
     except Exception as error:
         logger.error("cannot start: %s", error)
         return ExitCode.STARTUP_ERROR
+
+
+def _start_reloader(arguments: argparse.Namespace) -> None:
+    """``--reload``: watch the application's files (see `_devreload`)."""
+    target = arguments.wsgi or arguments.target
+    where = target.rpartition(":")[0] if target.count(":") and not target.endswith(".py") \
+        else target
+    script = os.path.abspath(where) if where.endswith(".py") else None
+    folder = os.path.dirname(script) if script is not None else os.getcwd()
+    load = functools.partial(_load_application, arguments)
+    start_dev_reloader(os.getpid(), lambda: application_files(
+        load, folder, also=[script] if script is not None else []))
 
 
 def _production(arguments: argparse.Namespace, options: Options) -> Options:

@@ -30,7 +30,7 @@ def test_garbage_on_the_control_socket_gets_the_worker_killed_and_replaced() -> 
 def test_a_worker_that_never_becomes_idle_does_not_stop_the_server(tmp_path: Path) -> None:
     marker = tmp_path / "first"
     with serve(f"prepare=hang-first:{marker}", "pre_fork=1", "min_fork=2", "fork_delay=0.01",
-               options=("-s", "-g", "0.3")) as server:
+               options=("-s", "-d", "-g", "0.3")) as server:  # -d: a stop's worker lines
         _, hanging = server.wait(rb"^hanging (\d+)$")
         stuck = int(hanging.group(1))
         server.wait(stats(total=2, idle=1))

@@ -45,7 +45,7 @@ def test_graceful_stop_under_load_loses_no_accepted_connection() -> None:
 
 def test_the_graceful_deadline_kills_workers_still_busy() -> None:
     with serve("pre_fork=1", "min_fork=1", "max_fork=2", "fork_delay=0.01",
-               options=("-s", "-g", "0.3")) as server:
+               options=("-s", "-d", "-g", "0.3")) as server:  # -d: a stop's worker lines
         server.wait(stats(total=1, idle=1))
         with hold(server.port) as stuck:
             mark = server.mark()
@@ -60,7 +60,7 @@ def test_the_graceful_deadline_kills_workers_still_busy() -> None:
 
 @pytest.mark.parametrize("sig", [signal.SIGINT, signal.SIGHUP])
 def test_fast_stop_kills_busy_workers(sig: signal.Signals) -> None:
-    with serve("pre_fork=1", "min_fork=1", "fork_delay=0.01") as server:
+    with serve("pre_fork=1", "min_fork=1", "fork_delay=0.01", options=("-s", "-d")) as server:
         server.wait(stats(total=1, idle=1))
         with hold(server.port) as busy:
             mark = server.mark()
