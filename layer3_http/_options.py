@@ -32,6 +32,7 @@ from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field, fields
 from typing import Any, TypeAlias
 
+from ._abnf import FIELD_CONTROL, TOKEN
 from ._accesslog import AccessLog
 from ._proxy import DEFAULT_TRUSTED, FORWARDED_HEADERS, TrustedProxies
 
@@ -51,8 +52,6 @@ StaticHeaders: TypeAlias = (
 )
 """What `Options.static_headers` accepts (see `normalize_static_headers`)."""
 
-_TOKEN = re.compile(r"[!#$%&'*+\-.^_`|~0-9A-Za-z]+")
-_BAD_VALUE = re.compile(r"[\x00-\x08\x0a-\x1f\x7f]")
 # A value of HTAB and visible ISO-8859-1 only: no control and nothing to fail encoding.
 _GOOD_VALUE = re.compile(r"[\t\x20-\x7e\x80-\xff]*")
 # Headers whose value the server decides: a static copy would contradict it.
@@ -88,12 +87,12 @@ def check_header(name: object, value: object) -> tuple[str, str]:
         raise TypeError(f"header name must be a str, not {name!r}")
     if isinstance(value, bool) or not isinstance(value, str | int):
         raise TypeError(f"header value must be a str or an int, not {value!r}")
-    if _TOKEN.fullmatch(name) is None:
+    if TOKEN.fullmatch(name) is None:
         raise ValueError(f"header name {name!r} is not a token (no spaces, colons, CR or LF)")
     text = str(value).strip(" \t")
     if _GOOD_VALUE.fullmatch(text) is not None:
         return name, text  # fast path: one scan proves both rules below
-    if _BAD_VALUE.search(text) is not None:
+    if FIELD_CONTROL.search(text) is not None:
         raise ValueError(
             f"header value of {name!r} holds CR, LF, NUL or another control character"
         )

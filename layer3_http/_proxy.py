@@ -38,7 +38,7 @@ import ipaddress
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 
-from ._lines import split_list, split_outside_quotes, unquote
+from ._abnf import split_list, split_outside_quotes, unquote
 
 __all__ = ["DEFAULT_TRUSTED", "FORWARDED_HEADERS", "Origin", "TrustedProxies",
            "canonical_address"]

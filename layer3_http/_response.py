@@ -46,8 +46,8 @@ import re
 import time
 from email.utils import formatdate
 
+from ._abnf import split_list
 from ._errors import RequestAPIError, reason_phrase
-from ._lines import split_list
 from ._options import check_header
 
 __all__ = ["Framing", "Phase", "ResponseWriter", "as_bytes", "http_date", "parse_status"]

@@ -28,7 +28,7 @@ from __future__ import annotations
 from collections.abc import Iterable, Iterator, Mapping
 from typing import Any, Literal, NamedTuple, TypeVar, overload
 
-from ._lines import split_list
+from ._abnf import split_list
 
 __all__ = [
     "Flags",
