@@ -10,10 +10,9 @@ HTTPS, access logs and reverse proxies.
 """
 
 from ._accesslog import AccessEntry, AccessLog, configure_access_log
-from ._body import BodyDecoder, LengthDecoder, body_decoder
-from ._chunked import ChunkedDecoder
 from ._errors import ClientError, HTTPError, RequestAPIError, reason_phrase
 from ._forms import FirstValues, ValueLists, parse_cookies, parse_query, parse_urlencoded
+from ._framing import BodyDecoder, ChunkedDecoder, LengthDecoder, body_decoder
 from ._handler import Handler, generate_handler
 from ._head import BodyKind, HeadParser, RequestHead
 from ._multipart import (
