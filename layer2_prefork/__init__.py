@@ -14,7 +14,18 @@ start-up steps from `add_server_options`, `ServerOptions` and
 """
 
 from ._activation import socket_activation
-from ._config import TCP, Event, Inherited, Interval, Listener, Local, Main, PoolOptions
+from ._cli import CommandLineError, CommandLineParser
+from ._config import (
+    TCP,
+    Event,
+    Inherited,
+    Interval,
+    Listener,
+    Local,
+    Main,
+    PoolOptions,
+    check_count,
+)
 from ._errors import ExitCode, StartupError
 from ._filter import MAX_BYTES, DispatchFilter
 from ._handover import linger, send_rest
@@ -28,6 +39,8 @@ from ._worker import stop_fd, stopping
 __all__ = [
     "MAX_BYTES",
     "TCP",
+    "CommandLineError",
+    "CommandLineParser",
     "DispatchFilter",
     "Event",
     "ExitCode",
@@ -41,6 +54,7 @@ __all__ = [
     "ServerOptions",
     "StartupError",
     "add_server_options",
+    "check_count",
     "linger",
     "listen",
     "park",

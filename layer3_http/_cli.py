@@ -31,10 +31,12 @@ import argparse
 import logging
 import sys
 from collections.abc import Callable, Sequence
-from typing import Any, NoReturn
+from typing import Any
 
 from layer2_prefork import (
     TCP,
+    CommandLineError,
+    CommandLineParser,
     ExitCode,
     Listener,
     Local,
@@ -66,15 +68,6 @@ _TIMEOUTS = ("idle_timeout", "request_header_timeout", "stall_timeout", "respons
              "drain_timeout", "park_linger")
 
 
-class CommandLineError(Exception):
-    """A command line the parser does not accept."""
-
-
-class _Parser(argparse.ArgumentParser):
-    def error(self, message: str) -> NoReturn:
-        raise CommandLineError(message)
-
-
 def _seconds_or_none(text: str) -> float | None:
     if text.lower() in ("none", "off"):
         return None
@@ -96,7 +89,7 @@ def _listener(text: str) -> TCP | Local:
 
 def parser() -> argparse.ArgumentParser:
     """The option parser (its help is the command's documentation)."""
-    cli = _Parser(prog=PROGRAM, description="Serve an HTTP callback (module:name or "
+    cli = CommandLineParser(prog=PROGRAM, description="Serve an HTTP callback (module:name or "
                   f"script.py[:name], default name {DEFAULT_CALLBACK!r}) or a folder.")
     cli.add_argument("target", nargs="?", help="module:callback, script.py or script.py:callback")
     cli.add_argument("--static", metavar="DIR", help="serve the files of DIR instead of a TARGET")

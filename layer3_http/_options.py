@@ -32,6 +32,8 @@ from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field, fields
 from typing import Any, TypeAlias
 
+from layer2_prefork import check_count
+
 from ._abnf import FIELD_CONTROL, TOKEN
 from ._accesslog import AccessLog
 from ._proxy import DEFAULT_TRUSTED, FORWARDED_HEADERS, TrustedProxies
@@ -147,12 +149,6 @@ def normalize_static_headers(headers: StaticHeaders) -> tuple[tuple[str, str], .
             raise ValueError(f"static_headers cannot set {name}: the server sets it per response")
         pairs.append((name, value))
     return tuple(pairs)
-
-
-def _check_size(option: str, value: object, minimum: int) -> int:
-    if isinstance(value, bool) or not isinstance(value, int) or value < minimum:
-        raise ValueError(f"{option} must be an int >= {minimum}, not {value!r}")
-    return value
 
 
 def _check_seconds(option: str, value: object) -> float | None:
@@ -296,17 +292,17 @@ class Options:
         object.__setattr__(self, "static_headers", pairs)
         encoded = b"".join(f"{name}: {value}\r\n".encode("iso-8859-1") for name, value in pairs)
         object.__setattr__(self, "static_fields", encoded)
-        _check_size("request_header_size_limit", self.request_header_size_limit, 64)
-        _check_size("request_body_size_limit", self.request_body_size_limit, 0)
-        _check_size("drain_size_limit", self.drain_size_limit, 0)
+        check_count("request_header_size_limit", self.request_header_size_limit, 64)
+        check_count("request_body_size_limit", self.request_body_size_limit, 0)
+        check_count("drain_size_limit", self.drain_size_limit, 0)
         if self.chunk_size is not None:
-            _check_size("chunk_size", self.chunk_size, 1)
+            check_count("chunk_size", self.chunk_size, 1)
         for option, default in (("maximum_input_chunk_size", 16 * KiB),
                                 ("minimum_output_chunk_size", 1 * KiB)):
             value = getattr(self, option)
             if value is None:
                 value = self.chunk_size if self.chunk_size is not None else default
-            object.__setattr__(self, option, _check_size(option, value, 1))
+            object.__setattr__(self, option, check_count(option, value, 1))
         for option in ("idle_timeout", "request_header_timeout", "stall_timeout",
                        "response_timeout", "drain_timeout"):
             object.__setattr__(self, option, _check_seconds(option, getattr(self, option)))
@@ -328,12 +324,12 @@ class Options:
         if self.tls is not None and not isinstance(self.tls, ssl.SSLContext):
             raise ValueError(f"tls must be an ssl.SSLContext or None, not {self.tls!r}")
         if self.max_requests is not None:
-            _check_size("max_requests", self.max_requests, 1)
-        _check_size("max_requests_jitter", self.max_requests_jitter, 0)
-        _check_size("write_completion_limit", self.write_completion_limit, 0)
-        _check_size("held_body_limit", self.held_body_limit, 0)
+            check_count("max_requests", self.max_requests, 1)
+        check_count("max_requests_jitter", self.max_requests_jitter, 0)
+        check_count("write_completion_limit", self.write_completion_limit, 0)
+        check_count("held_body_limit", self.held_body_limit, 0)
         if self.minimum_rate is not None:
-            _check_size("minimum_rate", self.minimum_rate, 1)
+            check_count("minimum_rate", self.minimum_rate, 1)
 
     @property
     def input_chunk_size(self) -> int:
