@@ -46,6 +46,7 @@ from urllib.parse import unquote_to_bytes
 
 from ._head import BodyKind
 from ._request import Request
+from ._response import has_content
 
 __all__ = ["FileWrapper", "wsgi_callback", "wsgi_environ"]
 
@@ -54,8 +55,6 @@ ExcInfo = tuple[type[BaseException], BaseException, TracebackType | None]
 _HOP_BY_HOP = frozenset({"connection", "keep-alive", "proxy-authenticate",
                          "proxy-authorization", "te", "trailer", "trailers",
                          "transfer-encoding", "upgrade"})
-_BODYLESS = frozenset({204, 304})
-
 
 class FileWrapper:
     """``wsgi.file_wrapper``: a file to send as the response body.
@@ -218,7 +217,7 @@ class _Response:
         for name, value in self.headers:
             request.send_header(name, value)
         if self.length is None and length is not None and (
-                request.writer.status_code not in _BODYLESS) and (
+                has_content(request.writer.status_code)) and (
                 length or request.method != "HEAD"):
             request.send_header("Content-Length", length)
             self.length = length
@@ -231,6 +230,8 @@ class _Response:
         if not data:
             return
         self.send_head()
+        if not has_content(self.request.writer.status_code):
+            return  # 204, 205, 304: what the application gives as a body is dropped
         if self.length is not None and self.sent + len(data) > self.length:
             data = data[:self.length - self.sent]
             if not self.cut:
@@ -258,6 +259,8 @@ class _Response:
             return False
         fd, offset, count = span
         self.send_head(count)
+        if not has_content(self.request.writer.status_code):
+            return True  # nothing to send: the file is dropped like any other body
         if self.length is not None:
             count = min(count, self.length - self.sent)
         self.sent += count
