@@ -38,10 +38,7 @@ that ``http.generate_handler`` returns.
 
 from __future__ import annotations
 
-import ipaddress
-import sys
 import time
-import traceback
 from collections.abc import Callable
 
 from layer1_sockets import BufferedSocket, poll
@@ -49,39 +46,18 @@ from layer2_prefork import park, stop_fd, stopping, timeout, timeout_each, work_
 
 from ._accesslog import AccessEntry
 from ._dispatch import refusal
-from ._errors import ClientError
+from ._errors import ClientError, log
 from ._head import HeadParser, RequestHead
 from ._options import Options
+from ._proxy import describe_peer
 from ._request import Request
 from ._response import ResponseWriter
 from ._wire import Wire
 
-__all__ = ["Connection", "describe_peer", "log"]
+__all__ = ["Connection"]
 
 _HEAD_READ = 16384  # the most head bytes read at once (the rest of a pipeline waits)
 _LOOK_EVERY = 0.02  # seconds between two looks for others waiting (layer 2's time slice)
-
-
-def log(message: str, error: BaseException | None = None) -> None:
-    """Write a line (and a traceback, if `error` is given) to stderr, the worker's log."""
-    text = f"layer3_http: {message}\n"
-    if error is not None:
-        text += "".join(traceback.format_exception(error))
-    try:
-        sys.stderr.write(text)
-        sys.stderr.flush()
-    except (OSError, ValueError):
-        pass
-
-
-def describe_peer(sock: BufferedSocket) -> str:
-    """Say who is at the other end: ``"192.0.2.1:4711"`` or ``"unix"``."""
-    packed = sock.remote_ip6 or sock.remote_ip4
-    if packed is None:
-        return "unix"
-    address = ipaddress.ip_address(packed)
-    host = f"[{address}]" if address.version == 6 else str(address)
-    return f"{host}:{sock.remote_tcpport}"
 
 
 class Connection:

@@ -46,9 +46,11 @@ from typing import Any
 from layer1_sockets import BufferedSocket
 from layer2_prefork import DispatchFilter
 
-from ._connection import Connection, describe_peer, log
+from ._connection import Connection
 from ._dispatch import http_filter
+from ._errors import log
 from ._options import Options, resolve_arguments
+from ._proxy import describe_peer
 from ._request import Request
 
 __all__ = ["Handler", "generate_handler"]

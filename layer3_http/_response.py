@@ -46,7 +46,7 @@ import re
 import time
 from email.utils import formatdate
 
-from ._abnf import split_list
+from ._abnf import FIELD_VALUE_RULE, split_list
 from ._errors import RequestAPIError, reason_phrase
 from ._options import check_header
 
@@ -60,7 +60,8 @@ __all__ = [
     "parse_status",
 ]
 
-_STATUS = re.compile(r"([1-5][0-9][0-9])(?: ([^\x00-\x08\x0a-\x1f\x7f]*))?")
+# status-code, then a reason-phrase of a field value's characters (RFC 9112 section 4)
+_STATUS = re.compile(rf"([1-5][0-9][0-9])(?: ({FIELD_VALUE_RULE}))?")
 _NO_CONTENT = frozenset({101, 204, 205, 304})
 _CRLF = b"\r\n"
 

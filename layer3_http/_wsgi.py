@@ -35,7 +35,6 @@ Moonbridge: none; the original had its own callback API only.
 
 from __future__ import annotations
 
-import ipaddress
 import os
 import stat
 import sys
@@ -44,7 +43,9 @@ from types import TracebackType
 from typing import IO, Any
 from urllib.parse import unquote_to_bytes
 
+from ._errors import log
 from ._head import BodyKind
+from ._proxy import socket_address
 from ._request import Request
 from ._response import has_content
 
@@ -112,10 +113,10 @@ def _server_address(request: Request) -> tuple[str, str]:
             host, _, port = authority.partition(":")
         return host, port or default
     sock = request.socket
-    packed = sock.local_ip4 or sock.local_ip6
-    if packed is None or sock.local_tcpport is None:
+    address = socket_address(sock, local=True)
+    if address is None or sock.local_tcpport is None:
         return "localhost", default
-    return str(ipaddress.ip_address(packed)), str(sock.local_tcpport)
+    return address, str(sock.local_tcpport)
 
 
 def wsgi_environ(request: Request, script_name: str = "") -> dict[str, Any]:
@@ -236,8 +237,8 @@ class _Response:
             data = data[:self.length - self.sent]
             if not self.cut:
                 self.cut = True
-                print(f"layer3_http: the WSGI application sent more than its Content-Length "
-                      f"of {self.length}; the rest is cut off", file=sys.stderr)
+                log(f"the WSGI application sent more than its Content-Length "
+                    f"of {self.length}; the rest is cut off")
         self.sent += len(data)
         if data:
             self.request.send_data(bytes(data))
