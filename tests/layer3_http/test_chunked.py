@@ -17,8 +17,8 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from layer3_http import _abnf, _framing
-from layer3_http._framing import ChunkedDecoder, LengthDecoder, body_decoder
 from layer3_http._errors import ClientError
+from layer3_http._framing import ChunkedDecoder, LengthDecoder, body_decoder
 from layer3_http._head import HeadParser
 
 CASES = load("chunked.txt")
