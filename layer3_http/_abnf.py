@@ -20,8 +20,8 @@ Rules (RFC 9110 section 5.6 unless marked otherwise)::
     chunk-ext      = *( BWS ";" BWS token [ BWS "=" BWS ( token / quoted-string ) ] )
                                                                (RFC 9112 section 7.1.1)
 
-Invariant: a rule here is the only definition of it in the package; the
-parsers import the compiled form they need instead of writing their own.
+Invariant: a rule here is the only definition of it in the package; each
+parser imports the compiled form it needs.
 """
 
 from __future__ import annotations

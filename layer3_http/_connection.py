@@ -87,8 +87,6 @@ class Connection:
         self.served = 0
         self.answered: ResponseWriter | None = None
         """The server's own answer to the current request (a 500, a 413, ...), if any."""
-        self.parked = False
-        """Whether the connection was handed back to the master (`layer2_prefork.park`)."""
         self.next_look = time.monotonic() + _LOOK_EVERY
 
     def serve(self) -> None:
@@ -218,7 +216,6 @@ class Connection:
         self._quiet_for(linger)
         if not park(self.sock, linger):
             return False
-        self.parked = True
         return True
 
     def _wait_for_request(self, deadline: float | None) -> bool:

@@ -414,7 +414,7 @@ class Request(HeadViews):
         Raises:
             OSError: The file ends before `count` bytes, or the connection failed.
 
-        Moonbridge: none; an addition for the static file handler.
+        Moonbridge: none; the static file handler sends its files with it.
         """
         self._check_usable()
         fd = file if isinstance(file, int) else file.fileno()
