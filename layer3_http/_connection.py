@@ -214,9 +214,7 @@ class Connection:
         if self.options.park_linger is None:
             return False
         self._quiet_for(linger)
-        if not park(self.sock, linger):
-            return False
-        return True
+        return park(self.sock, linger)
 
     def _wait_for_request(self, deadline: float | None) -> bool:
         """Wait for the first byte of a request; `False` to close the connection instead.
