@@ -23,14 +23,13 @@ from ._multipart import (
     PartStart,
     parse_content_type,
 )
-from ._options import Options
+from ._options import Options, tls_context
 from ._post import PostMetadata, PostStream
 from ._proxy import Origin, TrustedProxies
 from ._request import Request
 from ._response import ResponseWriter, http_date, parse_status
 from ._static import static_handler
 from ._tables import Flags, HeaderTables
-from ._tls import tls_context
 from ._wsgi import FileWrapper, wsgi_callback, wsgi_environ
 
 __all__ = [

@@ -33,6 +33,7 @@ __all__ = [
     "FIELD_CONTROL",
     "FIELD_CONTROL_BYTES",
     "FIELD_VALUE",
+    "FIELD_VALUE_OCTETS",
     "HEX_BYTES",
     "OWS",
     "PARAMETER",
@@ -79,6 +80,8 @@ OWS = re.compile(OWS_RULE)
 QUOTED_STRING = re.compile(QUOTED_STRING_RULE)
 FIELD_CONTROL = re.compile(FIELD_CONTROL_RULE)
 FIELD_VALUE = re.compile(FIELD_VALUE_RULE)
+FIELD_VALUE_OCTETS = re.compile(r"[\t\x20-\x7e\x80-\xff]*")
+"""field-value exactly as written, on text: HTAB, SP, VCHAR and obs-text (so ISO-8859-1 only)."""
 PARAMETER = re.compile(
     rf"{OWS_RULE};{OWS_RULE}(?:({TOKEN_RULE})=({TOKEN_RULE}|{QUOTED_STRING_RULE}))?")
 """One ``; name=value`` parameter (the name and value are groups 1 and 2; both may be absent)."""

@@ -50,11 +50,10 @@ from layer2_prefork import (
 
 from ._accesslog import configure_access_log
 from ._handler import generate_handler
-from ._options import Options
+from ._options import CLIENT_CERTS, Options, tls_context
 from ._proxy import DEFAULT_TRUSTED, FORWARDED_HEADERS
 from ._static import static_handler
 from ._target import DEFAULT_CALLBACK, load_callback, parse_listen
-from ._tls import CLIENT_CERTS, tls_context
 from ._wsgi import wsgi_callback
 
 __all__ = ["main", "parser"]
