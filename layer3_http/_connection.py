@@ -45,7 +45,6 @@ from layer1_sockets import BufferedSocket, poll
 from layer2_prefork import park, stop_fd, stopping, timeout, timeout_each, work_waiting
 
 from ._accesslog import AccessEntry
-from ._dispatch import refusal
 from ._errors import ClientError, log
 from ._head import HeadParser, RequestHead
 from ._options import Options
@@ -54,7 +53,7 @@ from ._request import Request
 from ._response import ResponseWriter
 from ._wire import Wire
 
-__all__ = ["Connection"]
+__all__ = ["Connection", "refusal"]
 
 _HEAD_READ = 16384  # the most head bytes read at once (the rest of a pipeline waits)
 _LOOK_EVERY = 0.02  # seconds between two looks for others waiting (layer 2's time slice)
@@ -369,3 +368,19 @@ def _earliest(first: float | None, second: float | None) -> float | None:
     if first is None:
         return second
     return first if second is None else min(first, second)
+
+
+def refusal(status_line: str, options: Options, *, version: tuple[int, int] = (1, 1),
+            head_request: bool = False) -> tuple[ResponseWriter, bytes]:
+    """A short plain-text response of the server's own that closes the connection.
+
+    Returns:
+        The writer (for the access log) and the bytes to send.
+    """
+    writer = ResponseWriter(version=version, head_request=head_request, keep_alive=False,
+                            static_fields=options.static_fields, minimum_chunk_size=1 << 20)
+    writer.status(status_line)
+    writer.header("Content-Type", "text/plain; charset=utf-8")
+    parts = writer.data(f"{status_line}\n".encode())
+    parts += writer.finish()
+    return writer, b"".join(parts)
