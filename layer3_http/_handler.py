@@ -203,7 +203,7 @@ def head_arrived(data: bytes, start: int = 0) -> bool:
         False
         >>> head_arrived(b"GET / HTTP/1.1\\nHost: a\\n")  # bare LF: the parser refuses it
         True
-        >>> head_arrived(b"GET / HTTP/1.1\\r\\nHost: a\\r\\n\\r\\n", 30)  # the end is new
+        >>> head_arrived(b"GET / HTTP/1.1\\r\\nHost: a\\r\\n\\r\\n", 24)  # the end is new
         True
     """
     skip = _leading_empty_lines(data)
@@ -211,7 +211,7 @@ def head_arrived(data: bytes, start: int = 0) -> bool:
         return True
     begin = max(start - 1, 0)
     bare = data.count(b"\n", begin) - data.count(b"\r\n", begin)
-    if begin and data[begin] == 10 and data[begin - 1] == 13:  # a CRLF cut by the window
+    if 0 < begin < len(data) and data[begin] == 10 and data[begin - 1] == 13:  # a cut CRLF
         bare -= 1
     return bare > 0
 
