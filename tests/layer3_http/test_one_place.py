@@ -154,3 +154,15 @@ def test_a_unix_peer_has_no_address() -> None:
     left, right = socket.socketpair()
     with BufferedSocket(left) as sock, right:
         assert socket_address(sock) is None and describe_peer(sock) == "unix"
+
+
+def test_the_building_blocks_have_their_own_namespace() -> None:
+    """`import layer3_http` shows the application API; the I/O-free parts are `protocol`'s."""
+    from layer3_http import protocol
+
+    shared = set(protocol.__all__) & set(layer3_http.__all__)
+    assert shared == {"ClientError"}  # raised by the parsers, caught by applications
+    for name in protocol.__all__:
+        assert getattr(protocol, name).__module__.startswith("layer3_http._")
+    assert not {"HeadParser", "ChunkedDecoder", "MultipartParser", "ResponseWriter",
+                "body_decoder"} & set(layer3_http.__all__)
