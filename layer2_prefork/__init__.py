@@ -19,7 +19,18 @@ process of the server.
 """
 
 from ._activation import socket_activation
-from ._config import TCP, Event, Inherited, Interval, Listener, Local, Main, PoolOptions
+from ._cli import CommandLineError, CommandLineParser
+from ._config import (
+    TCP,
+    Event,
+    Inherited,
+    Interval,
+    Listener,
+    Local,
+    Main,
+    PoolOptions,
+    check_count,
+)
 from ._counters import Counters, PoolSnapshot, Snapshot, retiring, snapshot
 from ._errors import ExitCode, StartupError
 from ._filter import MAX_BYTES, DispatchFilter
@@ -37,6 +48,8 @@ __all__ = [
     "LOOK_EVERY",
     "MAX_BYTES",
     "TCP",
+    "CommandLineError",
+    "CommandLineParser",
     "Counters",
     "DispatchFilter",
     "Event",
@@ -55,6 +68,7 @@ __all__ = [
     "Snapshot",
     "StartupError",
     "add_server_options",
+    "check_count",
     "count_requests",
     "linger",
     "listen",

@@ -43,17 +43,23 @@ PROGRAM = "python -m layer2_prefork"
 
 
 class CommandLineError(Exception):
-    """A command line the parser does not accept."""
+    """A command line the parser does not accept (the layer 3 command line's too)."""
 
 
-class _Parser(argparse.ArgumentParser):
+class CommandLineParser(argparse.ArgumentParser):
+    """An `argparse.ArgumentParser` that raises `CommandLineError` instead of exiting.
+
+    The caller prints the message with the usage and picks the exit status.
+    """
+
     def error(self, message: str) -> NoReturn:
+        """Raise `CommandLineError` with argparse's message."""
         raise CommandLineError(message)
 
 
 def parser() -> argparse.ArgumentParser:
     """The option parser (its help is the command's documentation)."""
-    cli = _Parser(prog=PROGRAM,
+    cli = CommandLineParser(prog=PROGRAM,
                   usage="%(prog)s [options] script.py [args ...]",
                   description="Run a script that declares pools with listen(), then serve them.")
     add_server_options(cli)

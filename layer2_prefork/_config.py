@@ -63,7 +63,19 @@ def check_number(option: str, value: object, *, allow_infinity: bool = False) ->
     return number
 
 
-def _check_count(option: str, value: object, minimum: int) -> int:
+def check_count(option: str, value: object, minimum: int) -> int:
+    """Check that the option's value is an int (not a bool) of at least `minimum`.
+
+    Returns:
+        The value, unchanged.
+
+    Raises:
+        ValueError: Naming the option, the minimum and the value.
+
+    Examples:
+        >>> check_count("workers", 4, 1)
+        4
+    """
     if isinstance(value, bool) or not isinstance(value, int) or value < minimum:
         raise ValueError(f"{option} must be an int >= {minimum}, not {value!r}")
     return value
@@ -103,7 +115,7 @@ class TCP:
             raise ValueError(f"TCP: host must be a non-empty str, not {self.host!r}")
         if self.port is None:
             raise ValueError("TCP: port is required (0 = any free port)")
-        _check_count("TCP: port", self.port, 0)
+        check_count("TCP: port", self.port, 0)
         if self.port > 65535:
             raise ValueError(f"TCP: port must be an int from 0 to 65535, not {self.port!r}")
 
@@ -233,7 +245,7 @@ class Inherited:
     name: str = ""
 
     def __post_init__(self) -> None:
-        _check_count("Inherited: fd", self.fd, 0)
+        check_count("Inherited: fd", self.fd, 0)
         if not isinstance(self.name, str):
             raise ValueError(f"Inherited: name must be a str, not {self.name!r}")
 
@@ -311,13 +323,13 @@ class PoolOptions:
     max_requests_jitter: int = 0
 
     def __post_init__(self) -> None:
-        pre_fork = _check_count("pre_fork", self.pre_fork, 0)
+        pre_fork = check_count("pre_fork", self.pre_fork, 0)
         min_fork = max(pre_fork, 2) if self.min_fork is None else self.min_fork
-        _check_count("min_fork", min_fork, 1)
+        check_count("min_fork", min_fork, 1)
         if min_fork < pre_fork:
             raise ValueError(f"min_fork ({min_fork}) must be at least pre_fork ({pre_fork})")
         max_fork = max(min_fork, 16) if self.max_fork is None else self.max_fork
-        _check_count("max_fork", max_fork, 1)
+        check_count("max_fork", max_fork, 1)
         if max_fork < min_fork:
             raise ValueError(f"max_fork ({max_fork}) must be at least min_fork ({min_fork})")
         object.__setattr__(self, "min_fork", min_fork)
@@ -328,10 +340,10 @@ class PoolOptions:
             value = check_number(option, getattr(self, option), allow_infinity=True)
             object.__setattr__(self, option, value)
         if self.memory_limit is not None:
-            _check_count("memory_limit", self.memory_limit, 1)
+            check_count("memory_limit", self.memory_limit, 1)
         if self.max_requests is not None:
-            _check_count("max_requests", self.max_requests, 1)
-        _check_count("max_requests_jitter", self.max_requests_jitter, 0)
+            check_count("max_requests", self.max_requests, 1)
+        check_count("max_requests_jitter", self.max_requests_jitter, 0)
 
     @property
     def minimum(self) -> int:

@@ -8,74 +8,43 @@ way through `wsgi_callback` (``python -m layer3_http --wsgi module:app``);
 `tls_context`, `AccessLog` and `TrustedProxies` are the options for
 HTTPS, access logs and reverse proxies; `serve_metrics` adds a metrics
 endpoint on a listener of its own (``--metrics``).
+
+The I/O-free building blocks underneath (the head parser, the body
+decoders, the multipart parser, the response writer) are
+`layer3_http.protocol`.
 """
 
 from ._accesslog import AccessEntry, AccessLog, configure_access_log
-from ._body import BodyDecoder, LengthDecoder, body_decoder
-from ._chunked import ChunkedDecoder
-from ._errors import ClientError, HTTPError, RequestAPIError, reason_phrase
-from ._forms import FirstValues, ValueLists, parse_cookies, parse_query, parse_urlencoded
+from ._errors import ClientError, HTTPError, RequestAPIError
+from ._forms import PostMetadata, PostStream
 from ._handler import Handler, generate_handler
-from ._head import BodyKind, HeadParser, RequestHead
 from ._metrics import serve_metrics
-from ._multipart import (
-    MultipartEnd,
-    MultipartParser,
-    PartData,
-    PartEnd,
-    PartStart,
-    parse_content_type,
-)
-from ._options import Options
-from ._post import PostMetadata, PostStream
+from ._options import Options, tls_context
 from ._proxy import Origin, TrustedProxies
 from ._request import Request
-from ._response import ResponseWriter, http_date, parse_status
 from ._static import static_handler
-from ._tables import Flags, HeaderTables
-from ._tls import tls_context
+from ._tables import FirstValues, Flags, ValueLists
 from ._wsgi import FileWrapper, wsgi_callback, wsgi_environ
 
 __all__ = [
     "AccessEntry",
     "AccessLog",
-    "BodyDecoder",
-    "BodyKind",
-    "ChunkedDecoder",
     "ClientError",
     "FileWrapper",
     "FirstValues",
     "Flags",
     "HTTPError",
     "Handler",
-    "HeadParser",
-    "HeaderTables",
-    "LengthDecoder",
-    "MultipartEnd",
-    "MultipartParser",
     "Options",
     "Origin",
-    "PartData",
-    "PartEnd",
-    "PartStart",
     "PostMetadata",
     "PostStream",
     "Request",
     "RequestAPIError",
-    "RequestHead",
-    "ResponseWriter",
     "TrustedProxies",
     "ValueLists",
-    "body_decoder",
     "configure_access_log",
     "generate_handler",
-    "http_date",
-    "parse_content_type",
-    "parse_cookies",
-    "parse_query",
-    "parse_status",
-    "parse_urlencoded",
-    "reason_phrase",
     "serve_metrics",
     "static_handler",
     "tls_context",

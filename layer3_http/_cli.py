@@ -36,10 +36,12 @@ import logging
 import os
 import sys
 from collections.abc import Callable, Sequence
-from typing import Any, NoReturn
+from typing import Any
 
 from layer2_prefork import (
     TCP,
+    CommandLineError,
+    CommandLineParser,
     ExitCode,
     Listener,
     Local,
@@ -55,11 +57,10 @@ from ._accesslog import configure_access_log
 from ._devreload import application_files, start_dev_reloader
 from ._handler import Handler, generate_handler
 from ._metrics import parse_metrics_address, serve_metrics
-from ._options import Options
+from ._options import CLIENT_CERTS, Options, tls_context
 from ._proxy import DEFAULT_TRUSTED, FORWARDED_HEADERS
 from ._static import static_handler
 from ._target import DEFAULT_CALLBACK, load_callback, parse_listen, run_in_child
-from ._tls import CLIENT_CERTS, tls_context
 from ._wsgi import wsgi_callback
 
 __all__ = ["main", "parser"]
@@ -71,15 +72,6 @@ _SIZES = ("request_header_size_limit", "request_body_size_limit", "chunk_size",
           "write_completion_limit", "held_body_limit")
 _TIMEOUTS = ("idle_timeout", "request_header_timeout", "stall_timeout", "response_timeout",
              "drain_timeout", "park_linger")
-
-
-class CommandLineError(Exception):
-    """A command line the parser does not accept."""
-
-
-class _Parser(argparse.ArgumentParser):
-    def error(self, message: str) -> NoReturn:
-        raise CommandLineError(message)
 
 
 def _seconds_or_none(text: str) -> float | None:
@@ -110,7 +102,7 @@ def _metrics_listener(text: str) -> Listener:
 
 def parser() -> argparse.ArgumentParser:
     """The option parser (its help is the command's documentation)."""
-    cli = _Parser(prog=PROGRAM, description="Serve an HTTP callback (module:name or "
+    cli = CommandLineParser(prog=PROGRAM, description="Serve an HTTP callback (module:name or "
                   f"script.py[:name], default name {DEFAULT_CALLBACK!r}) or a folder.")
     cli.add_argument("target", nargs="?", help="module:callback, script.py or script.py:callback")
     cli.add_argument("--static", metavar="DIR", help="serve the files of DIR instead of a TARGET")

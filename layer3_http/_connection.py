@@ -43,10 +43,7 @@ that ``http.generate_handler`` returns.
 
 from __future__ import annotations
 
-import ipaddress
-import sys
 import time
-import traceback
 from collections.abc import Callable
 
 from layer1_sockets import BufferedSocket, poll
@@ -63,39 +60,17 @@ from layer2_prefork import (
 
 from ._accesslog import AccessEntry
 from ._counting import record
-from ._dispatch import refusal
-from ._errors import ClientError
+from ._errors import ClientError, log
 from ._head import HeadParser, RequestHead
 from ._options import Options
+from ._proxy import describe_peer
 from ._request import Request
 from ._response import ResponseWriter
 from ._wire import Wire
 
-__all__ = ["Connection", "describe_peer", "log"]
+__all__ = ["Connection", "refusal"]
 
 _HEAD_READ = 16384  # the most head bytes read at once (the rest of a pipeline waits)
-
-
-def log(message: str, error: BaseException | None = None) -> None:
-    """Write a line (and a traceback, if `error` is given) to stderr, the worker's log."""
-    text = f"layer3_http: {message}\n"
-    if error is not None:
-        text += "".join(traceback.format_exception(error))
-    try:
-        sys.stderr.write(text)
-        sys.stderr.flush()
-    except (OSError, ValueError):
-        pass
-
-
-def describe_peer(sock: BufferedSocket) -> str:
-    """Say who is at the other end: ``"192.0.2.1:4711"`` or ``"unix"``."""
-    packed = sock.remote_ip6 or sock.remote_ip4
-    if packed is None:
-        return "unix"
-    address = ipaddress.ip_address(packed)
-    host = f"[{address}]" if address.version == 6 else str(address)
-    return f"{host}:{sock.remote_tcpport}"
 
 
 class Connection:
@@ -127,8 +102,6 @@ class Connection:
         self.served = 0
         self.answered: ResponseWriter | None = None
         """The server's own answer to the current request (a 500, a 413, ...), if any."""
-        self.parked = False
-        """Whether the connection was handed back to the master (`layer2_prefork.park`)."""
 
     def serve(self) -> None:
         """Serve requests until the connection ends; raises nothing but `MemoryError`."""
@@ -270,10 +243,7 @@ class Connection:
         """Hand the idle connection back to the master (see `Options.park_linger`)."""
         linger = self.options.park_linger or 0.0
         self._quiet_for(linger)
-        if not park(self.sock, linger):
-            return False
-        self.parked = True
-        return True
+        return park(self.sock, linger)
 
     def _wait_for_request(self, deadline: float | None) -> bool:
         """Wait for the first byte of a request; `False` to close the connection instead.
@@ -431,3 +401,19 @@ def _earliest(first: float | None, second: float | None) -> float | None:
     if first is None:
         return second
     return first if second is None else min(first, second)
+
+
+def refusal(status_line: str, options: Options, *, version: tuple[int, int] = (1, 1),
+            head_request: bool = False) -> tuple[ResponseWriter, bytes]:
+    """A short plain-text response of the server's own that closes the connection.
+
+    Returns:
+        The writer (for the access log) and the bytes to send.
+    """
+    writer = ResponseWriter(version=version, head_request=head_request, keep_alive=False,
+                            static_fields=options.static_fields, minimum_chunk_size=1 << 20)
+    writer.status(status_line)
+    writer.header("Content-Type", "text/plain; charset=utf-8")
+    parts = writer.data(f"{status_line}\n".encode())
+    parts += writer.finish()
+    return writer, b"".join(parts)

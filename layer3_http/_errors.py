@@ -15,15 +15,22 @@ Both derive from `HTTPError`, so `except HTTPError` catches everything this
 package raises on purpose. Bad argument values (a header value holding CR
 or LF) stay plain `ValueError`, as in the rest of Python.
 
+A worker reports what went wrong in one way, `log`: a line on its stderr,
+which layer 2 turns into a line of the server's log with the pool and the
+worker's PID in front. (The access log is a channel of its own, see
+`_accesslog`.)
+
 Moonbridge: the original raised Lua errors with a message string and
 answered most framing problems with a bare "400 Bad Request".
 """
 
 from __future__ import annotations
 
+import sys
+import traceback
 from http import HTTPStatus
 
-__all__ = ["ClientError", "HTTPError", "RequestAPIError", "reason_phrase"]
+__all__ = ["ClientError", "HTTPError", "RequestAPIError", "log", "reason_phrase"]
 
 # Phrases as RFC 9110 names them (Python 3.11's HTTPStatus still has the
 # RFC 7231 names for 413 and 414).
@@ -117,3 +124,15 @@ class RequestAPIError(HTTPError, RuntimeError):
     Moonbridge: the original raised a Lua error such as "Attempt to send
     header after status was sent".
     """
+
+
+def log(message: str, error: BaseException | None = None) -> None:
+    """Write a line (and a traceback, if `error` is given) to stderr, the worker's log."""
+    text = f"layer3_http: {message}\n"
+    if error is not None:
+        text += "".join(traceback.format_exception(error))
+    try:
+        sys.stderr.write(text)
+        sys.stderr.flush()
+    except (OSError, ValueError):
+        pass

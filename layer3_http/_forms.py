@@ -1,12 +1,7 @@
 """Form fields and cookies: query strings, urlencoded bodies, `Cookie` lines.
 
-Parsing gives ordered `(name, value)` pairs; two read-only views turn them
-into what a handler reads:
-
-* `FirstValues` (`get_params`, `post_params`): name -> first value; an
-  absent name is a `KeyError` as in any mapping (use `.get()`).
-* `ValueLists` (`get_params_list`, `post_params_list`): name -> list of
-  all values; an absent name gives `[]` and inserts nothing.
+Parsing gives ordered `(name, value)` pairs; `_tables`' `FirstValues` and
+`ValueLists` turn them into what a handler reads.
 
 Decoding (WHATWG application/x-www-form-urlencoded, which GET forms use in
 the query too; `UrlencodedParser` decodes a body as it arrives, one field
@@ -22,30 +17,61 @@ quotes removed, nothing else decoded (a cookie value is opaque). When a
 name repeats, the first pair wins: browsers send the most specific cookie
 first.
 
+`FormSink` is the body sink (see `_input`) behind `post_params` and
+`stream_post_param`: it feeds a ``application/x-www-form-urlencoded`` body
+through `UrlencodedParser` and a ``multipart/form-data`` one through
+`MultipartParser`, piece by piece. Each part is either collected (a field
+value) or, when a stream handler was registered for its name, passed on as
+it arrives, so a file of any size costs no memory; memory holds at most
+one piece, the parser's small window and the collected fields. Any other
+content type (or none) is not an error: the sink keeps nothing and
+`post_params` is empty. A stream handler is called as the reference
+prescribes::
+
+    callback(first_chunk, metadata)   # b"" for an empty part
+    callback(chunk)                   # zero or more times, never empty
+    callback()                        # the end of the part
+
+Exact name registrations win over patterns, patterns are tried in
+registration order; the multipart parser is made at the first byte, so a
+bad `Content-Type` shows only when the body is read.
+
 Moonbridge: `get_params`, `get_params_list`, `post_params`,
 `post_params_list` and `cookies`; the original also percent-decoded
-cookie values, which RFC 6265 does not define.
+cookie values, which RFC 6265 does not define. `FormSink` is
+``default_request_body_handling`` in ``generate_handler``; the original
+answered unknown content types with 415 and killed the worker.
 """
 
 from __future__ import annotations
 
 import re
-from collections.abc import Iterable, Iterator, Mapping
-from typing import TypeVar, overload
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass
+from typing import Protocol
 
 from ._errors import ClientError
+from ._multipart import (
+    MultipartEnd,
+    MultipartParser,
+    PartData,
+    PartEnd,
+    PartStart,
+    parse_content_type,
+)
 
 __all__ = [
-    "FirstValues",
+        "FormSink",
+    "PostMetadata",
+    "PostStream",
     "UrlencodedParser",
-    "ValueLists",
+    "compile_pattern",
+    "form_kind",
     "parse_cookies",
     "parse_query",
     "parse_urlencoded",
 ]
 
-_V = TypeVar("_V")
-_T = TypeVar("_T")
 _PERCENT = re.compile(rb"%([0-9A-Fa-f]{2})")
 
 
@@ -216,72 +242,193 @@ def parse_cookies(values: Iterable[str]) -> dict[str, str]:
     return cookies
 
 
-class FirstValues(Mapping[str, _V]):
-    """Name -> first value among `(name, value)` pairs; read-only.
+# -- the form sink -------------------------------------------------------------
 
-    Examples:
-        >>> params = FirstValues([("a", "1"), ("a", "2")])
-        >>> params["a"], params.get("b"), list(params)
-        ('1', None, ['a'])
+URLENCODED = "application/x-www-form-urlencoded"
+MULTIPART = "multipart/form-data"
+
+
+@dataclass(frozen=True, slots=True)
+class PostMetadata:
+    """What a multipart part says about itself.
+
+    Attributes:
+        field_name: The form field's name.
+        file_name: The uploaded file's name, or `None` for a plain field.
+        content_type: The part's `Content-Type`, or `None` when absent.
+        headers: All the part's header lines as `(name, value)` pairs.
+
+    Moonbridge: the metadata table (``field_name``, ``file_name``,
+    ``content_type``) of ``post_metadata`` and of stream callbacks.
     """
 
-    __slots__ = ("_values",)
-
-    def __init__(self, pairs: Iterable[tuple[str, _V]]) -> None:
-        self._values: dict[str, _V] = {}
-        for name, value in pairs:
-            self._values.setdefault(name, value)
-
-    def __getitem__(self, name: str) -> _V:
-        return self._values[name]
-
-    def __iter__(self) -> Iterator[str]:
-        return iter(self._values)
-
-    def __len__(self) -> int:
-        return len(self._values)
-
-    def __repr__(self) -> str:
-        return f"FirstValues({self._values!r})"
+    field_name: str
+    file_name: str | None = None
+    content_type: str | None = None
+    headers: tuple[tuple[str, str], ...] = ()
 
 
-class ValueLists(Mapping[str, list[_V]]):
-    """Name -> all values among `(name, value)` pairs; `[]` when absent.
+class PostStream(Protocol):
+    """A `stream_post_param` callback: ``(chunk, metadata)``, ``(chunk)``, then ``()``."""
+
+    def __call__(self, chunk: bytes = ..., metadata: PostMetadata = ..., /) -> object: ...
+
+
+def form_kind(content_type: str | bool | None) -> str | None:
+    """Return `URLENCODED`, `MULTIPART` or `None` for a `Content-Type` value.
 
     Examples:
-        >>> params = ValueLists([("a", "1"), ("a", "2")])
-        >>> params["a"], params["b"], "b" in params, len(params)
-        (['1', '2'], [], False, 1)
+        >>> form_kind("Multipart/Form-Data; boundary=x"), form_kind("text/plain")
+        ('multipart/form-data', None)
+    """
+    if not isinstance(content_type, str):
+        return None
+    parsed = parse_content_type(content_type)
+    if parsed is None or parsed.media_type not in (URLENCODED, MULTIPART):
+        return None
+    return parsed.media_type
+
+
+class _Part:
+    """The multipart part being received: collected or streamed."""
+
+    def __init__(self, metadata: PostMetadata, callback: PostStream | None) -> None:
+        self.metadata = metadata
+        self.callback = callback
+        self.pieces: list[bytes] = []
+        self.started = False
+
+    def data(self, data: bytes) -> None:
+        if self.callback is None:
+            self.pieces.append(data)
+        elif self.started:
+            self.callback(data)
+        else:
+            self.started = True
+            self.callback(data, self.metadata)
+
+
+class FormSink:
+    """The sink that parses a form body into fields and stream calls.
+
+    Args:
+        content_type: The request's `Content-Type` value (`headers_value`).
+        streams: Stream callbacks by exact field name.
+        patterns: `(compiled pattern, callback)` pairs, tried with `search`.
+        piece_size: The most bytes per multipart piece.
+
+    Examples:
+        >>> sink = FormSink("application/x-www-form-urlencoded")
+        >>> sink.feed(b"a=1&b=2&a=3")
+        >>> sink.end()
+        >>> sink.params
+        [('a', '1'), ('b', '2'), ('a', '3')]
     """
 
-    __slots__ = ("_values",)
+    def __init__(self, content_type: str | bool | None,
+                 streams: dict[str, PostStream] | None = None,
+                 patterns: list[tuple[re.Pattern[str], PostStream]] | None = None,
+                 piece_size: int = 16384) -> None:
+        self.kind = form_kind(content_type)
+        self._content_type = content_type if isinstance(content_type, str) else ""
+        self._streams = streams or {}
+        self._patterns = patterns or []
+        self._piece_size = piece_size
+        self._urlencoded = UrlencodedParser() if self.kind == URLENCODED else None
+        self._parser: MultipartParser | None = None
+        self._part: _Part | None = None
+        self._received = 0
+        self.params: list[tuple[str, str]] = []
+        """The collected fields, in order."""
+        self.metadata: list[tuple[str, PostMetadata]] = []
+        """The metadata of the collected multipart fields, in order."""
 
-    def __init__(self, pairs: Iterable[tuple[str, _V]]) -> None:
-        self._values: dict[str, list[_V]] = {}
-        for name, value in pairs:
-            self._values.setdefault(name, []).append(value)
+    @property
+    def wanted(self) -> bool:
+        """Whether the body is a form (otherwise this sink keeps nothing)."""
+        return self.kind is not None
 
-    def __getitem__(self, name: str) -> list[_V]:
-        return list(self._values.get(name, ()))
+    def feed(self, piece: bytes) -> None:
+        """Take the next piece of the body.
 
-    def __contains__(self, name: object) -> bool:
-        return name in self._values
+        Raises:
+            ClientError: The multipart body or its `Content-Type` is malformed,
+                or the form has too many fields (413).
+        """
+        self._received += len(piece)
+        if self._urlencoded is not None:
+            self._urlencoded.feed(piece)
+        elif self.kind == MULTIPART:
+            if self._parser is None:
+                self._parser = MultipartParser.from_content_type(
+                    self._content_type, piece_size=self._piece_size)
+            for event in self._parser.feed(piece):
+                self._event(event)
 
-    def __iter__(self) -> Iterator[str]:
-        return iter(self._values)
+    def end(self) -> None:
+        """The body is complete: parse or check what is left.
 
-    def __len__(self) -> int:
-        return len(self._values)
+        Raises:
+            ClientError: The multipart body ended before its final delimiter.
+        """
+        if self._urlencoded is not None:
+            self.params = self._urlencoded.end()
+            self._urlencoded = None
+            self._route_urlencoded()
+        elif self.kind == MULTIPART and self._received:
+            assert self._parser is not None
+            self._parser.feed_eof()
 
-    @overload
-    def get(self, name: str, /) -> list[_V] | None: ...
-    @overload
-    def get(self, name: str, /, default: list[_V] | _T) -> list[_V] | _T: ...
-    def get(self, name: str, /, default: object = None) -> object:
-        """Return the values if the name was sent, else `default`."""
-        if name not in self._values:
-            return default
-        return self[name]
+    def _callback_for(self, name: str) -> PostStream | None:
+        if name in self._streams:
+            return self._streams[name]
+        for pattern, callback in self._patterns:
+            if pattern.search(name):
+                return callback
+        return None
 
-    def __repr__(self) -> str:
-        return f"ValueLists({self._values!r})"
+    def _route_urlencoded(self) -> None:
+        """Give urlencoded fields with a stream handler to it, in one chunk each."""
+        if not self._streams and not self._patterns:
+            return
+        kept = []
+        for name, value in self.params:
+            callback = self._callback_for(name)
+            if callback is None:
+                kept.append((name, value))
+                continue
+            callback(value.encode("utf-8"), PostMetadata(name))
+            callback()
+        self.params = kept
+
+    def _event(self, event: object) -> None:
+        if isinstance(event, PartStart):
+            metadata = PostMetadata(event.field_name, event.file_name, event.content_type,
+                                    event.headers)
+            self._part = _Part(metadata, self._callback_for(event.field_name))
+        elif isinstance(event, PartData):
+            assert self._part is not None
+            self._part.data(event.data)
+        elif isinstance(event, PartEnd):
+            assert self._part is not None
+            self._end_part(self._part)
+            self._part = None
+        else:
+            assert isinstance(event, MultipartEnd)
+
+    def _end_part(self, part: _Part) -> None:
+        name = part.metadata.field_name
+        if part.callback is None:
+            value = b"".join(part.pieces).decode("utf-8", "replace")
+            self.params.append((name, value))
+            self.metadata.append((name, part.metadata))
+            return
+        if not part.started:
+            part.callback(b"", part.metadata)
+        part.callback()
+
+
+def compile_pattern(pattern: str | re.Pattern[str]) -> re.Pattern[str]:
+    """Compile a `stream_post_params` pattern (a Python regular expression)."""
+    return pattern if isinstance(pattern, re.Pattern) else re.compile(pattern)
+

@@ -44,8 +44,9 @@ import re
 from dataclasses import dataclass
 from typing import Literal, NamedTuple
 
+from ._abnf import FIELD_VALUE_RULE, TOKEN_RULE, is_token, split_list
 from ._errors import ClientError
-from ._lines import InputBuffer, Limit, ReadHint, is_token, parse_field_line, split_list
+from ._lines import InputBuffer, Limit, ReadHint, parse_field_line
 from ._tables import single_value
 
 __all__ = ["BodyKind", "HeadParser", "RequestHead"]
@@ -62,14 +63,12 @@ _HOST = re.compile(
 _LENGTH = re.compile(r"[0-9]{1,18}")
 
 # The fast path's patterns (see `_whole_head`), on the head decoded as ISO-8859-1.
-_TOKEN_CHARS = r"[!#$%&'*+\-.^_`|~0-9A-Za-z]+"
 # method SP origin-form target (visible ASCII but "#") SP HTTP/1.0 or HTTP/1.1
 _ORIGIN_REQUEST_LINE = re.compile(
-    rf"({_TOKEN_CHARS}) (/[\x21\x22\x24-\x7e]*) HTTP/1\.([01])")
+    rf"({TOKEN_RULE}) (/[\x21\x22\x24-\x7e]*) HTTP/1\.([01])")
 # field lines, each with its CRLF: a token, a colon, a value without controls but HTAB
-_FIELD_VALUE = r"[^\x00-\x08\x0a-\x1f\x7f]*"
-_FIELD_LINES = re.compile(rf"(?:{_TOKEN_CHARS}:{_FIELD_VALUE}\r\n)*")
-_FIELD_PAIRS = re.compile(rf"({_TOKEN_CHARS}):[ \t]*({_FIELD_VALUE})\r\n")
+_FIELD_LINES = re.compile(rf"(?:{TOKEN_RULE}:{FIELD_VALUE_RULE}\r\n)*")
+_FIELD_PAIRS = re.compile(rf"({TOKEN_RULE}):[ \t]*({FIELD_VALUE_RULE})\r\n")
 
 
 class BodyKind(enum.Enum):

@@ -41,20 +41,27 @@ Moonbridge: the body half of ``generate_handler`` (``read_body``,
 
 from __future__ import annotations
 
+import os
 import time
 from collections import deque
 from collections.abc import Callable
 from typing import Protocol
 
-from ._body import body_decoder
 from ._errors import ClientError, RequestAPIError
+from ._framing import Data, body_decoder
 from ._head import RequestHead
 from ._options import Options
 from ._wire import Wire
 
 __all__ = ["Collect", "Discard", "Pull", "RequestInput", "Sink", "Stream"]
 
-_AVAILABLE_PIECES = 16  # pieces one non-blocking read_available takes at most
+_AVAILABLE_READS = 16  # receives one non-blocking read_available makes at most
+_BLOCK_SIZE = 256 * 1024
+_BLOCK = memoryview(bytearray(_BLOCK_SIZE))
+"""The buffer a plain socket's body is received into, reused for every read.
+
+One per process: a worker reads one request at a time, and the decoders
+copy out of it only the pieces they return, before the next receive."""
 
 
 class Sink(Protocol):
@@ -278,12 +285,10 @@ class RequestInput:
         try:
             while not self._decoder.done:
                 self._before_read()
-                maxlen, terminator = self._decoder.next_read()
-                data = self._wire.read(maxlen, terminator)
+                data = self._receive(wait=True)
                 if not data:
                     raise ClientError(400, "connection closed inside the request body")
-                for piece in self._decoder.feed(data):
-                    self._sink.feed(piece)
+                self._feed(data, self._sink)
         except ClientError as error:
             self._error = error
             raise
@@ -304,15 +309,10 @@ class RequestInput:
         try:
             if not self._decoder.done:
                 self._before_read()
-                maxlen, terminator = self._decoder.next_read()
-                data = self._wire.read_nb(maxlen, terminator)
-                if data is None:
-                    self._wire.wait_readable()
-                    data = self._wire.read_nb(maxlen, terminator)
-                if data == b"":
+                data = self._receive(wait=True)
+                if not data:
                     raise ClientError(400, "connection closed inside the request body")
-                for piece in self._decoder.feed(data or b""):
-                    self._sink.feed(piece)
+                self._feed(data, self._sink)
         except ClientError as error:
             self._error = error
             raise
@@ -320,6 +320,55 @@ class RequestInput:
             self._end(quiet=False)
             return False
         return True
+
+    # --8<-- [start:receive]
+    def _receive(self, wait: bool, limit: int = _BLOCK_SIZE) -> Data | None:
+        """Receive the next bytes of the body: `b""` at EOF, `None` if none came (`wait` off).
+
+        At most `limit` bytes are taken from the connection.
+
+        A plain socket's bytes go straight from the kernel into `_BLOCK`
+        (``readv`` into a reused buffer: no new object, no copy), after the
+        bytes its buffer already holds; a chunked body may be read past its
+        end, and `_feed` gives those bytes back. A TLS socket decrypts
+        into its own buffer; it is read element by element (`next_read`).
+
+        Raises:
+            ClientError: 408 when a wait passes `stall_timeout` or the
+                minimum rate.
+            OSError: The connection failed.
+        """
+        wire, decoder = self._wire, self._decoder
+        sock = wire.sock
+        if sock.tls:
+            maxlen, terminator = decoder.next_read()
+            maxlen = min(maxlen, limit)
+            return wire.read(maxlen, terminator) if wait else wire.read_nb(maxlen, terminator)
+        remaining = decoder.remaining
+        size = min(limit, _BLOCK_SIZE) if remaining is None else min(remaining, limit, _BLOCK_SIZE)
+        if sock.buffered:
+            return wire.read_nb(min(size, sock.buffered))  # only what is there: no receive
+        view = _BLOCK[:size]
+        while True:
+            try:
+                count = os.readv(sock.fileno(), [view])
+            except (BlockingIOError, InterruptedError):
+                if not wait:
+                    return None
+                wire.wait_readable()
+                continue
+            wire.moved += count
+            return view[:count]
+
+    def _feed(self, data: Data, sink: Sink | None) -> None:
+        """Decode `data` into `sink`; at the body's end, give back the bytes after it."""
+        decoder = self._decoder
+        for piece in decoder.feed(data):
+            if sink is not None:
+                sink.feed(piece)
+        if decoder.done and decoder.leftover:
+            self._wire.sock.unread(decoder.leftover)  # the next pipelined request
+    # --8<-- [end:receive]
 
     def wants_input(self) -> bool:
         """Whether a blocked response write should read body now (see `_wire`)."""
@@ -335,15 +384,13 @@ class RequestInput:
         sink = self._sink
         assert sink is not None
         try:
-            for _ in range(_AVAILABLE_PIECES):
-                maxlen, terminator = self._decoder.next_read()
-                data = self._wire.read_nb(maxlen, terminator)
+            for _ in range(_AVAILABLE_READS):
+                data = self._receive(wait=False)
                 if data is None:
                     return
                 if not data:
                     raise ClientError(400, "connection closed inside the request body")
-                for piece in self._decoder.feed(data):
-                    sink.feed(piece)
+                self._feed(data, sink)
                 if self._decoder.done:
                     self._end(quiet=True)
                     return
@@ -372,18 +419,17 @@ class RequestInput:
         budget = options.drain_size_limit
         try:
             while not self._decoder.done:
-                maxlen, terminator = self._decoder.next_read()
-                data = self._wire.read_nb(maxlen, terminator)
+                if budget <= 0:
+                    return False
+                data = self._receive(wait=False, limit=budget)
                 if data is None:
                     if not self._wire.wait_input(deadline):
                         return False
                     continue
-                budget -= len(data)
-                if not data or budget < 0:
+                if not data:
                     return False
-                for piece in self._decoder.feed(data):
-                    if sink is not None:
-                        sink.feed(piece)
+                self._feed(data, sink)
+                budget -= len(data) - len(self._decoder.leftover)
             if self._sink is not None:
                 self._end(quiet=True)
         except ClientError as error:

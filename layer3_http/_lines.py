@@ -18,8 +18,8 @@ therefore raises the same `ClientError`, or none. The scan position is
 kept between feeds, so bytes fed one at a time cost O(1) each, not a rescan
 of the line.
 
-The module also holds the RFC 9110 grammar the parsers share: tokens,
-quoted strings, field lines and comma-separated lists.
+The field-line rule (`parse_field_line`) is here too; the grammar it applies
+(tokens, field values) is `_abnf`'s.
 """
 
 from __future__ import annotations
@@ -28,24 +28,13 @@ import re
 from dataclasses import dataclass
 from typing import NamedTuple
 
+from ._abnf import FIELD_CONTROL_BYTES, TOKEN_BYTES
 from ._errors import ClientError
 
-__all__ = [
-    "InputBuffer",
-    "Limit",
-    "ReadHint",
-    "is_token",
-    "parse_field_line",
-    "split_list",
-    "unquote",
-]
+__all__ = ["InputBuffer", "Limit", "ReadHint", "parse_field_line"]
 
 _CR = 0x0D
 _CR_OR_LF = re.compile(rb"[\r\n]")
-_TOKEN = re.compile(rb"[!#$%&'*+\-.^_`|~0-9A-Za-z]+")
-_TOKEN_TEXT = re.compile(r"[!#$%&'*+\-.^_`|~0-9A-Za-z]+")
-# Bytes a field value may not hold: controls other than HTAB, and DEL.
-_BAD_VALUE_BYTE = re.compile(rb"[\x00-\x08\x0a-\x1f\x7f]")
 _OWS = b" \t"
 
 
@@ -194,16 +183,6 @@ class InputBuffer:
     # --8<-- [end:take-line]
 
 
-def is_token(text: str) -> bool:
-    """Tell whether `text` is an RFC 9110 token (method, field name, ...).
-
-    Examples:
-        >>> is_token("Content-Type"), is_token("two words"), is_token("")
-        (True, False, False)
-    """
-    return _TOKEN_TEXT.fullmatch(text) is not None
-
-
 # --8<-- [start:field-line]
 def parse_field_line(line: bytes) -> tuple[str, str]:
     """Split a field line into its name and value (RFC 9112 section 5).
@@ -230,68 +209,12 @@ def parse_field_line(line: bytes) -> tuple[str, str]:
     if colon < 0:
         raise ClientError(400, "field line without a colon")
     name = line[:colon]
-    if _TOKEN.fullmatch(name) is None:
+    if TOKEN_BYTES.fullmatch(name) is None:
         if name[-1:] in (b" ", b"\t"):
             raise ClientError(400, "whitespace between field name and colon")
         raise ClientError(400, "field name is not a token")
     value = line[colon + 1 :]
-    if _BAD_VALUE_BYTE.search(value) is not None:
+    if FIELD_CONTROL_BYTES.search(value) is not None:
         raise ClientError(400, "control character in a field value")
     return name.decode("ascii"), value.strip(_OWS).decode("iso-8859-1")
 # --8<-- [end:field-line]
-
-
-def split_outside_quotes(value: str, separator: str) -> list[str]:
-    """Split `value` at every `separator` that is not inside a quoted string.
-
-    The pieces are returned as they are (quotes, whitespace and empty pieces
-    kept); `split_list` and the ``Forwarded`` parser build on this.
-
-    Examples:
-        >>> split_outside_quotes('for=a;proto="x;y"', ";")
-        ['for=a', 'proto="x;y"']
-    """
-    pieces: list[str] = []
-    start = 0
-    quoted = escaped = False
-    for index, char in enumerate(value):
-        if escaped:
-            escaped = False
-        elif quoted:
-            escaped = char == "\\"
-            quoted = char != '"'
-        elif char == '"':
-            quoted = True
-        elif char == separator:
-            pieces.append(value[start:index])
-            start = index + 1
-    pieces.append(value[start:])
-    return pieces
-
-
-def split_list(value: str) -> list[str]:
-    """Split a comma-separated field value into its items (RFC 9110 5.6.1).
-
-    Commas inside quoted strings do not split; items keep their quotes;
-    whitespace around items and empty items are dropped.
-
-    Examples:
-        >>> split_list('a, "b, c" ,, d')
-        ['a', '"b, c"', 'd']
-    """
-    items = (item.strip(" \t") for item in split_outside_quotes(value, ","))
-    return [item for item in items if item]
-
-
-def unquote(text: str) -> str:
-    """Remove the quotes of a quoted string and undo its escapes.
-
-    Text that is not a quoted string is returned unchanged.
-
-    Examples:
-        >>> unquote('"say \\\\"hi\\\\""'), unquote("plain")
-        ('say "hi"', 'plain')
-    """
-    if len(text) < 2 or text[0] != '"' or text[-1] != '"':
-        return text
-    return re.sub(r"\\(.)", r"\1", text[1:-1], flags=re.S)

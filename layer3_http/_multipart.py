@@ -44,6 +44,7 @@ import re
 from collections.abc import Mapping
 from dataclasses import dataclass
 
+from ._abnf import PARAMETER, TOKEN, TOKEN_RULE
 from ._errors import ClientError
 from ._lines import InputBuffer, Limit, parse_field_line
 
@@ -59,11 +60,7 @@ __all__ = [
     "parse_parameters",
 ]
 
-_TOKEN = r"[!#$%&'*+\-.^_`|~0-9A-Za-z]+"
-_QUOTED = r'"(?:[^"\\\x00-\x08\x0a-\x1f\x7f]|\\[^\x00-\x08\x0a-\x1f\x7f])*"'
-_PARAMETER = re.compile(rf"[ \t]*;[ \t]*(?:({_TOKEN})=({_TOKEN}|{_QUOTED}))?")
-_MEDIA_TYPE = re.compile(rf"({_TOKEN})/({_TOKEN})")
-_DISPOSITION = re.compile(_TOKEN)
+_MEDIA_TYPE = re.compile(rf"({TOKEN_RULE})/({TOKEN_RULE})")
 _BOUNDARY = re.compile(r"[0-9A-Za-z'()+_,\-./:=? ]{0,69}[0-9A-Za-z'()+_,\-./:=?]")
 _ESCAPE = re.compile(r'\\(["\\])')
 _PADDING = b" \t"
@@ -100,7 +97,7 @@ def parse_parameters(text: str) -> dict[str, str] | None:
     parameters: dict[str, str] = {}
     position = 0
     while position < len(text):
-        match = _PARAMETER.match(text, position)
+        match = PARAMETER.match(text, position)
         if match is None:
             return None
         position = match.end()
@@ -386,7 +383,7 @@ def _part_start(headers: tuple[tuple[str, str], ...]) -> PartStart:
     types = [value for name, value in headers if name.lower() == "content-type"]
     if len(dispositions) != 1 or len(types) > 1:
         raise ClientError(400, "part needs one Content-Disposition and at most one Content-Type")
-    match = _DISPOSITION.match(dispositions[0])
+    match = TOKEN.match(dispositions[0])
     parameters = parse_parameters(dispositions[0][match.end() :]) if match else None
     if match is None or match[0].lower() != "form-data" or parameters is None:
         raise ClientError(400, "part Content-Disposition is not a valid form-data value")

@@ -20,27 +20,46 @@ in (from `chunk_size`, else their defaults); every timeout is either `None`
 to a tuple of `(name, value)` pairs that passed the same checks as
 `Request.send_header`.
 
-Moonbridge: the options table of ``http.generate_handler``.
+HTTPS is one of the options. `tls_context` loads the certificate chain
+and key (and, for client certificates, the CA bundle that signs them)
+into a server-side `ssl.SSLContext`. Passed as the `tls` option, it makes
+every connection of the handler run layer 1's `starttls` before the first
+request, so TLS is terminated in the worker that serves the connection:
+the master only accepts and passes the socket on, as for plain HTTP.
+
+The context is built before the workers fork, so a missing file or a key
+that does not match fails at start-up (the command line exits 1), and
+every worker inherits the loaded certificate. It offers TLS 1.2 and 1.3
+only, the `ssl` module's default ciphers, and ALPN ``http/1.1``.
+
+Moonbridge: the options table of ``http.generate_handler``; TLS has no
+counterpart (the original had it only as an undocumented experiment).
 """
 
 from __future__ import annotations
 
 import math
+import os
 import re
 import ssl
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field, fields
 from typing import Any, TypeAlias
 
+from layer2_prefork import check_count
+
+from ._abnf import FIELD_CONTROL, FIELD_VALUE_OCTETS, TOKEN
 from ._accesslog import AccessLog
 from ._proxy import DEFAULT_TRUSTED, FORWARDED_HEADERS, TrustedProxies
 
 __all__ = [
+    "CLIENT_CERTS",
     "Options",
     "StaticHeaders",
     "check_header",
     "normalize_static_headers",
     "resolve_arguments",
+    "tls_context",
 ]
 
 KiB = 1024
@@ -51,10 +70,6 @@ StaticHeaders: TypeAlias = (
 )
 """What `Options.static_headers` accepts (see `normalize_static_headers`)."""
 
-_TOKEN = re.compile(r"[!#$%&'*+\-.^_`|~0-9A-Za-z]+")
-_BAD_VALUE = re.compile(r"[\x00-\x08\x0a-\x1f\x7f]")
-# A value of HTAB and visible ISO-8859-1 only: no control and nothing to fail encoding.
-_GOOD_VALUE = re.compile(r"[\t\x20-\x7e\x80-\xff]*")
 # Headers whose value the server decides: a static copy would contradict it.
 _SERVER_FIELDS = frozenset({"connection", "content-length", "date", "transfer-encoding"})
 
@@ -88,12 +103,12 @@ def check_header(name: object, value: object) -> tuple[str, str]:
         raise TypeError(f"header name must be a str, not {name!r}")
     if isinstance(value, bool) or not isinstance(value, str | int):
         raise TypeError(f"header value must be a str or an int, not {value!r}")
-    if _TOKEN.fullmatch(name) is None:
+    if TOKEN.fullmatch(name) is None:
         raise ValueError(f"header name {name!r} is not a token (no spaces, colons, CR or LF)")
     text = str(value).strip(" \t")
-    if _GOOD_VALUE.fullmatch(text) is not None:
+    if FIELD_VALUE_OCTETS.fullmatch(text) is not None:
         return name, text  # fast path: one scan proves both rules below
-    if _BAD_VALUE.search(text) is not None:
+    if FIELD_CONTROL.search(text) is not None:
         raise ValueError(
             f"header value of {name!r} holds CR, LF, NUL or another control character"
         )
@@ -148,12 +163,6 @@ def normalize_static_headers(headers: StaticHeaders) -> tuple[tuple[str, str], .
             raise ValueError(f"static_headers cannot set {name}: the server sets it per response")
         pairs.append((name, value))
     return tuple(pairs)
-
-
-def _check_size(option: str, value: object, minimum: int) -> int:
-    if isinstance(value, bool) or not isinstance(value, int) or value < minimum:
-        raise ValueError(f"{option} must be an int >= {minimum}, not {value!r}")
-    return value
 
 
 def _check_seconds(option: str, value: object) -> float | None:
@@ -297,17 +306,17 @@ class Options:
         object.__setattr__(self, "static_headers", pairs)
         encoded = b"".join(f"{name}: {value}\r\n".encode("iso-8859-1") for name, value in pairs)
         object.__setattr__(self, "static_fields", encoded)
-        _check_size("request_header_size_limit", self.request_header_size_limit, 64)
-        _check_size("request_body_size_limit", self.request_body_size_limit, 0)
-        _check_size("drain_size_limit", self.drain_size_limit, 0)
+        check_count("request_header_size_limit", self.request_header_size_limit, 64)
+        check_count("request_body_size_limit", self.request_body_size_limit, 0)
+        check_count("drain_size_limit", self.drain_size_limit, 0)
         if self.chunk_size is not None:
-            _check_size("chunk_size", self.chunk_size, 1)
+            check_count("chunk_size", self.chunk_size, 1)
         for option, default in (("maximum_input_chunk_size", 16 * KiB),
                                 ("minimum_output_chunk_size", 1 * KiB)):
             value = getattr(self, option)
             if value is None:
                 value = self.chunk_size if self.chunk_size is not None else default
-            object.__setattr__(self, option, _check_size(option, value, 1))
+            object.__setattr__(self, option, check_count(option, value, 1))
         for option in ("idle_timeout", "request_header_timeout", "stall_timeout",
                        "response_timeout", "drain_timeout"):
             object.__setattr__(self, option, _check_seconds(option, getattr(self, option)))
@@ -329,12 +338,12 @@ class Options:
         if self.tls is not None and not isinstance(self.tls, ssl.SSLContext):
             raise ValueError(f"tls must be an ssl.SSLContext or None, not {self.tls!r}")
         if self.max_requests is not None:
-            _check_size("max_requests", self.max_requests, 1)
-        _check_size("max_requests_jitter", self.max_requests_jitter, 0)
-        _check_size("write_completion_limit", self.write_completion_limit, 0)
-        _check_size("held_body_limit", self.held_body_limit, 0)
+            check_count("max_requests", self.max_requests, 1)
+        check_count("max_requests_jitter", self.max_requests_jitter, 0)
+        check_count("write_completion_limit", self.write_completion_limit, 0)
+        check_count("held_body_limit", self.held_body_limit, 0)
         if self.minimum_rate is not None:
-            _check_size("minimum_rate", self.minimum_rate, 1)
+            check_count("minimum_rate", self.minimum_rate, 1)
 
     @property
     def input_chunk_size(self) -> int:
@@ -402,3 +411,51 @@ def resolve_arguments(first: object, second: object,
     if overrides:
         options = options.replace(**overrides)
     return first, options
+
+
+# -- HTTPS -------------------------------------------------------------------
+
+CLIENT_CERTS = {"none": ssl.CERT_NONE, "optional": ssl.CERT_OPTIONAL,
+                "required": ssl.CERT_REQUIRED}
+"""How strictly client certificates are asked for, by name."""
+
+
+def tls_context(certfile: str | os.PathLike[str], keyfile: str | os.PathLike[str] | None = None,
+                *, ca_certs: str | os.PathLike[str] | None = None,
+                client_certs: str = "required") -> ssl.SSLContext:
+    """Build the server-side TLS context for the `tls` option.
+
+    Args:
+        certfile: The server's certificate chain, PEM (the key may be in it too).
+        keyfile: The private key, PEM, if not in `certfile`.
+        ca_certs: CA certificates (PEM) that sign client certificates; with
+            it, clients are asked for a certificate.
+        client_certs: With `ca_certs`: ``"required"`` (no certificate, no
+            connection) or ``"optional"`` (a client may send none; one it
+            sends must verify); ``"none"`` asks for none.
+
+    Returns:
+        The context.
+
+    Raises:
+        ValueError: An unknown `client_certs` name.
+        OSError: A file cannot be read (`ssl.SSLError` when it is not
+            a valid certificate or key, or they do not match).
+
+    Examples:
+        >>> tls_context("no/such/cert.pem")
+        Traceback (most recent call last):
+        ...
+        FileNotFoundError: [Errno 2] No such file or directory
+    """
+    if client_certs not in CLIENT_CERTS:
+        raise ValueError(f"client_certs must be one of {', '.join(CLIENT_CERTS)}, "
+                         f"not {client_certs!r}")
+    context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    context.minimum_version = ssl.TLSVersion.TLSv1_2
+    context.load_cert_chain(certfile, keyfile)
+    if ca_certs is not None:
+        context.load_verify_locations(cafile=ca_certs)
+        context.verify_mode = CLIENT_CERTS[client_certs]
+    context.set_alpn_protocols(["http/1.1"])
+    return context

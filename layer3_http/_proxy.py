@@ -38,10 +38,12 @@ import ipaddress
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 
-from ._lines import split_list, split_outside_quotes, unquote
+from layer1_sockets import BufferedSocket
+
+from ._abnf import split_list, split_outside_quotes, unquote
 
 __all__ = ["DEFAULT_TRUSTED", "FORWARDED_HEADERS", "Origin", "TrustedProxies",
-           "canonical_address"]
+           "canonical_address", "describe_peer", "socket_address"]
 
 DEFAULT_TRUSTED = ("127.0.0.1", "::1", "unix")
 """Trusted by default: the loopback addresses and Unix socket peers."""
@@ -94,6 +96,34 @@ def canonical_address(text: str) -> str | None:
     if isinstance(address, ipaddress.IPv6Address) and address.ipv4_mapped is not None:
         return str(address.ipv4_mapped)
     return str(address)
+
+
+def socket_address(sock: BufferedSocket, *, local: bool = False) -> str | None:
+    """The IP address of the socket's peer (or, with `local`, its own) as canonical text.
+
+    The one place an address comes off a socket: IPv4 is asked first, so an
+    IPv4-mapped IPv6 peer (a dual-stack listener) is its IPv4 address, as
+    `canonical_address` gives it.
+
+    Returns:
+        The address, or `None` on a Unix socket.
+    """
+    packed = (sock.local_ip4 or sock.local_ip6) if local else (
+        sock.remote_ip4 or sock.remote_ip6)
+    return None if packed is None else str(ipaddress.ip_address(packed))
+
+
+def describe_peer(sock: BufferedSocket) -> str:
+    """Say who is at the other end, for a log line.
+
+    Returns:
+        ``"192.0.2.1:4711"``, ``"[2001:db8::1]:4711"`` or ``"unix"``.
+    """
+    address = socket_address(sock)
+    if address is None:
+        return "unix"
+    host = f"[{address}]" if ":" in address else address
+    return f"{host}:{sock.remote_tcpport}"
 
 
 class TrustedProxies:

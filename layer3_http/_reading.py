@@ -40,9 +40,9 @@ import re
 from collections.abc import Callable
 
 from ._errors import RequestAPIError
+from ._forms import FormSink, PostStream, compile_pattern
 from ._head import RequestHead
 from ._input import Collect, Discard, Pull, RequestInput, Stream
-from ._post import FormSink, PostStream, compile_pattern
 
 __all__ = ["BodyFile", "BodyReader"]
 

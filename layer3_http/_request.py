@@ -44,15 +44,14 @@ from typing import IO, TypeVar
 from layer1_sockets import BufferedSocket
 
 from ._errors import RequestAPIError
-from ._forms import FirstValues, ValueLists
+from ._forms import PostMetadata, PostStream
 from ._head import RequestHead
 from ._input import RequestInput
 from ._options import Options
-from ._post import PostMetadata, PostStream
 from ._proxy import Origin
 from ._reading import BodyReader
 from ._response import ResponseWriter, as_bytes, parse_status
-from ._views import HeadViews
+from ._tables import FirstValues, HeadViews, ValueLists
 from ._wire import Wire
 
 __all__ = ["Request"]
@@ -414,7 +413,7 @@ class Request(HeadViews):
         Raises:
             OSError: The file ends before `count` bytes, or the connection failed.
 
-        Moonbridge: none; an addition for the static file handler.
+        Moonbridge: none; the static file handler sends its files with it.
         """
         self._check_usable()
         fd = file if isinstance(file, int) else file.fileno()

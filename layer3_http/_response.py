@@ -46,15 +46,40 @@ import re
 import time
 from email.utils import formatdate
 
+from ._abnf import FIELD_VALUE_RULE, split_list
 from ._errors import RequestAPIError, reason_phrase
-from ._lines import split_list
 from ._options import check_header
 
-__all__ = ["Framing", "Phase", "ResponseWriter", "as_bytes", "http_date", "parse_status"]
+__all__ = [
+    "Framing",
+    "Phase",
+    "ResponseWriter",
+    "as_bytes",
+    "has_content",
+    "http_date",
+    "parse_status",
+]
 
-_STATUS = re.compile(r"([1-5][0-9][0-9])(?: ([^\x00-\x08\x0a-\x1f\x7f]*))?")
-_BODYLESS = frozenset({101, 204, 205, 304})
+# status-code, then a reason-phrase of a field value's characters (RFC 9112 section 4)
+_STATUS = re.compile(rf"([1-5][0-9][0-9])(?: ({FIELD_VALUE_RULE}))?")
+_NO_CONTENT = frozenset({101, 204, 205, 304})
 _CRLF = b"\r\n"
+
+
+def has_content(code: int) -> bool:
+    """Tell whether a final response with this status may carry content.
+
+    Not 204 and 304 (RFC 9110 section 6.4.1), not 205 (section 15.3.6: the
+    server must not generate content; the writer sends
+    ``Content-Length: 0``), and not 101, after which the connection
+    speaks another protocol. Whatever an application gives as the body
+    of such a response is dropped (WSGI) or refused (`send_data`).
+
+    Examples:
+        >>> [code for code in (101, 200, 204, 205, 304, 404) if not has_content(code)]
+        [101, 204, 205, 304]
+    """
+    return code not in _NO_CONTENT
 
 
 def as_bytes(value: object) -> bytes:
@@ -292,7 +317,7 @@ class ResponseWriter:
     @property
     def bodyless(self) -> bool:
         """The response carries no body (HEAD, or a status without one)."""
-        return self._head_request or self._code in _BODYLESS
+        return self._head_request or not has_content(self._code)
 
     def close_after_finish(self) -> None:
         """Close the connection after the response (adds `Connection: close`).
@@ -396,7 +421,7 @@ class ResponseWriter:
         if self._phase is Phase.FINISHED:
             raise RequestAPIError("finish_headers() after finish()")
         self._phase = Phase.BODY
-        if self._code in _BODYLESS:
+        if not has_content(self._code):
             return self.finish()
         return self._send_pending(final=False)
 
@@ -413,7 +438,7 @@ class ResponseWriter:
                     Phase.INFORMATIONAL: "only an informational status was sent",
                     Phase.FINISHED: "the response is finished"}[self._phase]
             raise RequestAPIError(f"send_data() but {what}")
-        if self._code in _BODYLESS:
+        if not has_content(self._code):
             if data:
                 raise RequestAPIError(f"a {self._code} response has no body")
             return []
@@ -453,7 +478,7 @@ class ResponseWriter:
         self.data(b"")
         if size <= 0:
             return []
-        if self._code in _BODYLESS:
+        if not has_content(self._code):
             raise RequestAPIError(f"a {self._code} response has no body")
         if self._length is not None and self._counted + size > self._length:
             raise RequestAPIError(f"more data than the Content-Length of {self._length}")

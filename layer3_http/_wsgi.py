@@ -35,7 +35,6 @@ Moonbridge: none; the original had its own callback API only.
 
 from __future__ import annotations
 
-import ipaddress
 import os
 import stat
 import sys
@@ -44,8 +43,11 @@ from types import TracebackType
 from typing import IO, Any
 from urllib.parse import unquote_to_bytes
 
+from ._errors import log
 from ._head import BodyKind
+from ._proxy import socket_address
 from ._request import Request
+from ._response import has_content
 
 __all__ = ["FileWrapper", "wsgi_callback", "wsgi_environ"]
 
@@ -54,8 +56,6 @@ ExcInfo = tuple[type[BaseException], BaseException, TracebackType | None]
 _HOP_BY_HOP = frozenset({"connection", "keep-alive", "proxy-authenticate",
                          "proxy-authorization", "te", "trailer", "trailers",
                          "transfer-encoding", "upgrade"})
-_BODYLESS = frozenset({204, 304})
-
 
 class FileWrapper:
     """``wsgi.file_wrapper``: a file to send as the response body.
@@ -113,10 +113,10 @@ def _server_address(request: Request) -> tuple[str, str]:
             host, _, port = authority.partition(":")
         return host, port or default
     sock = request.socket
-    packed = sock.local_ip4 or sock.local_ip6
-    if packed is None or sock.local_tcpport is None:
+    address = socket_address(sock, local=True)
+    if address is None or sock.local_tcpport is None:
         return "localhost", default
-    return str(ipaddress.ip_address(packed)), str(sock.local_tcpport)
+    return address, str(sock.local_tcpport)
 
 
 def wsgi_environ(request: Request, script_name: str = "") -> dict[str, Any]:
@@ -218,7 +218,7 @@ class _Response:
         for name, value in self.headers:
             request.send_header(name, value)
         if self.length is None and length is not None and (
-                request.writer.status_code not in _BODYLESS) and (
+                has_content(request.writer.status_code)) and (
                 length or request.method != "HEAD"):
             request.send_header("Content-Length", length)
             self.length = length
@@ -231,12 +231,14 @@ class _Response:
         if not data:
             return
         self.send_head()
+        if not has_content(self.request.writer.status_code):
+            return  # 204, 205, 304: what the application gives as a body is dropped
         if self.length is not None and self.sent + len(data) > self.length:
             data = data[:self.length - self.sent]
             if not self.cut:
                 self.cut = True
-                print(f"layer3_http: the WSGI application sent more than its Content-Length "
-                      f"of {self.length}; the rest is cut off", file=sys.stderr)
+                log(f"the WSGI application sent more than its Content-Length "
+                    f"of {self.length}; the rest is cut off")
         self.sent += len(data)
         if data:
             self.request.send_data(bytes(data))
@@ -258,6 +260,8 @@ class _Response:
             return False
         fd, offset, count = span
         self.send_head(count)
+        if not has_content(self.request.writer.status_code):
+            return True  # nothing to send: the file is dropped like any other body
         if self.length is not None:
             count = min(count, self.length - self.sent)
         self.sent += count

@@ -64,6 +64,7 @@ nitpick_ignore = [
     ("py:class", "Ts"),
     ("py:class", "layer2_prefork._timeout.T"),
     ("py:class", "layer3_http._forms._V"),
+    ("py:class", "layer3_http._tables._V"),
 ]
 
 # sphinx-autodoc-typehints 3.6 still calls an API that Sphinx 9 deprecates (the

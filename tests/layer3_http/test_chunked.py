@@ -16,10 +16,9 @@ from corpus_support import Case, as_bytes, cuttings, load, replays, split
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from layer3_http import _body, _chunked
-from layer3_http._body import LengthDecoder, body_decoder
-from layer3_http._chunked import ChunkedDecoder
+from layer3_http import _abnf, _framing
 from layer3_http._errors import ClientError
+from layer3_http._framing import ChunkedDecoder, LengthDecoder, body_decoder
 from layer3_http._head import HeadParser
 
 CASES = load("chunked.txt")
@@ -267,7 +266,7 @@ def test_body_decoder_matches_the_head() -> None:
     assert caught.value.status == 413
 
 
-@pytest.mark.parametrize("module", [_chunked, _body], ids=lambda m: m.__name__)
+@pytest.mark.parametrize("module", [_framing, _abnf], ids=lambda m: m.__name__)
 def test_docstring_examples(module: Any) -> None:
     result = doctest.testmod(module)
     assert result.attempted > 0 and result.failed == 0

@@ -12,14 +12,8 @@ from hypothesis import strategies as st
 
 from layer3_http import _forms
 from layer3_http._errors import ClientError
-from layer3_http._forms import (
-    FirstValues,
-    UrlencodedParser,
-    ValueLists,
-    parse_cookies,
-    parse_query,
-    parse_urlencoded,
-)
+from layer3_http._forms import UrlencodedParser, parse_cookies, parse_query, parse_urlencoded
+from layer3_http._tables import FirstValues, ValueLists
 
 
 @pytest.mark.parametrize(("body", "pairs"), [

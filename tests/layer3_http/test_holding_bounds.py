@@ -127,7 +127,7 @@ def test_one_address_cannot_fill_the_masters_memory(server: Server) -> None:
 
 def test_a_filter_sees_where_the_new_bytes_begin() -> None:
     """The head filter searches only the new bytes (and three before them)."""
-    from layer3_http._dispatch import head_arrived
+    from layer3_http._handler import head_arrived
 
     head = b"GET / HTTP/1.1\r\nHost: a\r\n\r\n"
     for cut in range(1, len(head)):

@@ -9,14 +9,16 @@ and the second past `COOKIE_LIMIT` cookies, each with a clear status.
 
 from __future__ import annotations
 
+import json
+import socket
 import time
 
 import pytest
 from http_support import APPS, Server, http_server, request_bytes
 
-from layer3_http._chunked import FREE_CHUNKS, SMALLEST_AVERAGE, ChunkedDecoder
 from layer3_http._errors import ClientError
 from layer3_http._forms import COOKIE_LIMIT, parse_cookies
+from layer3_http._framing import FREE_CHUNKS, SMALLEST_AVERAGE, ChunkedDecoder, LengthDecoder
 
 TINY = b"1\r\na\r\n"
 
@@ -63,3 +65,50 @@ def test_the_server_answers_tiny_chunks_with_400(server: Server) -> None:
     with server.raw(timeout=20) as client:
         client.send(data)
         assert client.read_response().status == 400
+
+
+CHUNKED_HEAD = b"POST /echo HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n"
+
+
+@pytest.mark.parametrize("cut", [
+    b"1",                      # EOF inside a chunk-size line
+    b"10;name=va",             # ... inside its extension
+    b"5\r\nhel",               # ... inside chunk data
+    b"5\r\nhello\r",           # ... inside the CRLF after the data
+    b"5\r\nhello\r\n0\r\nX-Trailer: y",  # ... inside a trailer line
+], ids=["size-line", "extension", "data", "crlf", "trailer"])
+def test_eof_inside_a_chunked_body_is_400(server: Server, cut: bytes) -> None:
+    with server.raw() as client:
+        client.send(CHUNKED_HEAD, cut)
+        client.sock.shutdown(socket.SHUT_WR)
+        assert client.read_response().status == 400
+
+
+def test_a_large_chunked_body_arrives_whole_and_the_next_request_after_it(
+        server: Server) -> None:
+    """Chunks cut across every receive, then a pipelined request in the same send."""
+    sizes = [1, 65535, 65536, 65537, 300_000, 7, 262_144, 262_145, 3]
+    body = b"".join(bytes([65 + n % 26]) * size for n, size in enumerate(sizes))
+    chunks = b"".join(b"%x;e=\"v\"\r\n" % size + bytes([65 + n % 26]) * size + b"\r\n"
+                      for n, size in enumerate(sizes))
+    second = request_bytes("GET", "/hello", headers=[("Host", "x")])
+    with server.raw(timeout=20) as client:
+        client.send(CHUNKED_HEAD, chunks, b"0\r\n\r\n", second)
+        first = client.read_response()
+        assert first.status == 200
+        assert json.loads(first.body)["body"].encode("latin-1") == body
+        assert client.read_response().status == 200
+
+
+def test_decoders_copy_out_of_a_reused_buffer() -> None:
+    """A memoryview input may be overwritten after `feed`: the pieces are copies."""
+    block = bytearray(b"5\r\nhello\r\n0\r\n\r\nNEXT")
+    decoder = ChunkedDecoder()
+    pieces = decoder.feed(memoryview(block))
+    block[:] = bytes(len(block))
+    assert pieces == [b"hello"] and decoder.done and decoder.leftover == b"NEXT"
+    length = LengthDecoder(3, piece_size=2)
+    block = bytearray(b"abcd")
+    pieces = length.feed(memoryview(block))
+    block[:] = b"xxxx"
+    assert pieces == [b"ab", b"c"] and length.leftover == b"d"

@@ -36,7 +36,7 @@ import pytest
 from hypothesis import HealthCheck, event, given, settings
 from hypothesis import strategies as st
 
-from layer3_http import ClientError, HeadParser, body_decoder
+from layer3_http.protocol import ClientError, HeadParser, body_decoder
 
 T = TypeVar("T")
 DEFAULT_EXAMPLES = 3000

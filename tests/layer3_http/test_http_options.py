@@ -7,8 +7,8 @@ import re
 import pytest
 
 from layer3_http import ClientError, Handler, Options, PostMetadata, generate_handler
+from layer3_http._forms import FormSink
 from layer3_http._options import normalize_static_headers, resolve_arguments
-from layer3_http._post import FormSink
 
 
 def app(request: object) -> None:

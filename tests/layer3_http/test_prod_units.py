@@ -17,10 +17,11 @@ import pytest
 import trustme
 
 from layer1_sockets import BufferedSocket
-from layer3_http import FileWrapper, HeadParser, Options, Request, tls_context, wsgi_environ
+from layer3_http import FileWrapper, Options, Request, tls_context, wsgi_environ
 from layer3_http._wire import Wire
+from layer3_http.protocol import HeadParser
 
-MODULES = ["_accesslog", "_proxy", "_tls", "_wsgi"]
+MODULES = ["_accesslog", "_options", "_proxy", "_wsgi"]
 
 
 @pytest.mark.parametrize("name", MODULES)

@@ -182,3 +182,19 @@ def test_the_plain_wsgi_example() -> None:
 def test_wsgi_callback_refuses_what_is_not_callable() -> None:
     with pytest.raises(TypeError, match="must be callable"):
         wsgi_callback("not an application")  # type: ignore[arg-type]
+
+
+@pytest.mark.parametrize("code", [204, 205, 304])
+def test_the_body_of_a_status_without_content_is_dropped(
+        validated: tuple[Program, int], code: int) -> None:
+    """What the application returns for a 204, 205 or 304 never reaches the wire."""
+    program, port = validated
+    with RawClient(raw(port)) as client:
+        client.send(request_bytes("GET", f"/no-content?status={code}", headers=[("Host", "x")]),
+                    request_bytes("GET", "/closed", headers=[("Host", "x")]))
+        head = client.read_head()
+        assert head.status == code
+        lengths = [value for name, value in head.headers if name.lower() == "content-length"]
+        assert lengths == (["0"] if code == 205 else [])
+        assert client.read_response().status == 200  # nothing of the dropped body before it
+    no_validator_complaint(program)

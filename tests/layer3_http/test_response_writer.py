@@ -12,7 +12,7 @@ import re
 
 import pytest
 
-from layer3_http import _handler, _options, _post, _response, _static, _target
+from layer3_http import _forms, _handler, _options, _response, _static, _tables, _target
 from layer3_http._errors import RequestAPIError
 from layer3_http._response import Framing, Phase, ResponseWriter, parse_status
 
@@ -27,7 +27,8 @@ def writer(**kwargs: object) -> ResponseWriter:
     return ResponseWriter(**kwargs)  # type: ignore[arg-type]
 
 
-@pytest.mark.parametrize("module", [_response, _options, _handler, _post, _static, _target])
+@pytest.mark.parametrize(
+    "module", [_response, _options, _handler, _forms, _tables, _static, _target])
 def test_doctests(module: object) -> None:
     result = doctest.testmod(module, optionflags=doctest.ELLIPSIS)  # type: ignore[arg-type]
     assert result.failed == 0 and result.attempted > 0

@@ -9,8 +9,8 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from layer3_http import _tables
+from layer3_http._abnf import split_list
 from layer3_http._head import HeadParser
-from layer3_http._lines import split_list
 from layer3_http._tables import (
     Flags,
     Headers,

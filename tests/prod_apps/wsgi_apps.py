@@ -156,6 +156,14 @@ def too_long(environ: dict[str, Any], start_response: StartResponse) -> Iterator
     yield b"0123456789"
 
 
+def no_content(environ: dict[str, Any], start_response: StartResponse) -> list[bytes]:
+    """A status without content (``?status=205``) and a body the server must drop."""
+    status = {"204": "204 No Content", "205": "205 Reset Content",
+              "304": "304 Not Modified"}[environ.get("QUERY_STRING", "").partition("=")[2]]
+    start_response(status, [("Content-Type", "text/plain")] if status[:3] == "205" else [])
+    return [b"a body the server drops"]
+
+
 def closed_route(environ: dict[str, Any], start_response: StartResponse) -> list[bytes]:
     return _json(start_response, {"closed": closed[0], "pid": os.getpid()})
 
@@ -184,7 +192,7 @@ ROUTES: dict[str, Callable[..., Any]] = {
     "/environ": environ_route, "/echo": echo, "/interactive": interactive, "/pieces": pieces,
     "/stream": stream, "/write": write, "/file": file, "/error": error, "/exc-info": exc_info,
     "/late-error": late_error, "/too-long": too_long, "/closed": closed_route, "/who": who,
-    "/listen-env": listen_env,
+    "/listen-env": listen_env, "/no-content": no_content,
 }
 
 
