@@ -341,7 +341,7 @@ class ChunkedDecoder:
         """Buffer the input up to the next LF and handle the line if it is complete.
 
         Returns:
-            The position after the bytes taken: after the LF, or the end.
+            Where the bytes taken end, after the LF or at the end of `view`.
         """
         window = bytes(view[position : position + _LOOK])
         newline = window.find(b"\n")
