@@ -173,8 +173,9 @@ def timeout_each(seconds: float, func: Callable[[*Ts], T], /, *args: *Ts) -> T:
 
     See the module's docstring: the limit may end up to 1 % early, and
     after the loop a timer may stay set for a deadline at least
-    `seconds / 2` away until `timeout(0)` or the worker going idle
-    disarms it.
+    `seconds / 2` away until `timeout(0)` disarms it, also into the
+    worker's next connection when it is at least `REST_FAR` away (the
+    idle worker disarms it before it comes nearer).
 
     Examples:
         >>> [timeout_each(1000, lambda n: n * 2, n) for n in range(3)]
