@@ -5,8 +5,14 @@ attributes the original offers on its socket objects: the local and remote
 address as packed bytes (4 bytes for IPv4, 16 for IPv6, as the reference
 says) and the TCP ports, plus the kernel buffer sizes.
 
-Invariants: an address is looked up once and remembered, so the attributes
-still answer after the socket was closed; an attribute that does not apply
+Invariants: an address is looked up when it is first asked for, not when
+the socket is made (a server that never asks costs no `getsockname` or
+`getpeername` per connection), and then remembered, so an attribute read
+once still answers after the socket was closed; one first asked after
+`close()` is `None`, as the descriptor is gone. The peer's address first
+asked after the peer reset the connection is still known: Linux keeps it
+for ``SO_PEERNAME`` when ``getpeername`` says "not connected". An
+attribute that does not apply
 (an IPv6 address on an IPv4 connection, any address on a Unix socket, the
 remote address of a connection that is not established yet) is `None`.
 An IPv4 peer seen through an IPv6 socket (``::ffff:192.0.2.1``) has both:
@@ -17,10 +23,14 @@ from __future__ import annotations
 
 import ipaddress
 import socket
+import struct
 
 from ._errors import SocketClosedError
 
 __all__ = ["SocketInfo"]
+
+_SO_PEERNAME = getattr(socket, "SO_PEERNAME", 28)  # Linux's value; the module lacks it
+_SOCKADDR_SIZE = {socket.AF_INET: 16, socket.AF_INET6: 28}
 
 
 class SocketInfo:
@@ -30,9 +40,7 @@ class SocketInfo:
 
     def __init__(self, sock: socket.socket) -> None:
         self._sock = sock
-        self._names: list[object] = [None, None]  # getsockname(), getpeername() once known
-        self._name(local=True)
-        self._name(local=False)
+        self._names: list[object] = [None, None]  # getsockname(), getpeername() once asked
 
     def _name(self, local: bool) -> object:
         index = 0 if local else 1
@@ -41,8 +49,27 @@ class SocketInfo:
                 self._names[index] = (self._sock.getsockname() if local
                                       else self._sock.getpeername())
             except OSError:
-                return None
+                if not local:
+                    self._names[index] = self._peer_after_reset()
         return self._names[index]
+
+    def _peer_after_reset(self) -> object:
+        """The peer's address from ``SO_PEERNAME``, which a reset connection still has; or `None`.
+
+        (A socket that never connected has none: the kernel says "not
+        connected" here too.)
+        """
+        size = _SOCKADDR_SIZE.get(self._sock.family)
+        if size is None:
+            return None
+        try:
+            raw = self._sock.getsockopt(socket.SOL_SOCKET, _SO_PEERNAME, size)
+        except OSError:
+            return None
+        port = struct.unpack_from("!H", raw, 2)[0]
+        if self._sock.family == socket.AF_INET:
+            return str(ipaddress.IPv4Address(raw[4:8])), port
+        return str(ipaddress.IPv6Address(raw[8:24])), port
 
     def _ip(self, local: bool, version: int) -> bytes | None:
         name = self._name(local)

@@ -29,8 +29,21 @@ kernel's timer lazily:
 
 So after the loop, before a wait longer than `seconds / 2` without a
 limit, the caller disarms it with `timeout(0)` (layer 3 does, between
-requests); the worker also disarms it when it goes idle. `timeout` itself
-is always exact.
+requests). `timeout` itself is always exact.
+
+Between connections the worker calls `rest()`, not `disarm()`: a stale
+timer at least `REST_FAR` seconds away (and at least half its limit) stays
+set, so a busy worker with a long limit (layer 3's `response_timeout`,
+an hour by default) sets the kernel's timer once every 1 % of the limit
+instead of twice a connection. The idle worker's poll ends before the
+timer comes closer than that (`idle_wait`), and then disarms it; so the
+next connection always starts with the timer at least that far away or
+disarmed, and what it does before its own `timeout_each` (layer 3: the
+wait for the first request) must disarm it first if it may wait longer.
+An interval timer's handler, `prepare` and `finish` start with the timer
+disarmed, as before. The timer's `SIGALRM` keeps its default action
+throughout (no Python handler that decides): a handler stuck inside one
+C call is killed as surely as one spinning in Python.
 """
 
 from __future__ import annotations
@@ -53,6 +66,10 @@ _armed = math.inf
 _SMALLEST = 1e-6  # setitimer treats 0 as "disarm"; an expired deadline fires at once
 TOLERANCE = 0.01
 """How much earlier than asked (a share of the limit) the timer may fire, to save a re-arm."""
+REST_FAR = 600.0
+"""Seconds a stale timer must be away at least to stay set between connections (`rest`)."""
+_stale_half = 0.0
+"""> 0: the timer is stale, left by `timeout_each` with a limit of twice this; 0: it is not."""
 
 
 def _arm(seconds: float = 0.0, returning: bool = False) -> None:
@@ -63,16 +80,20 @@ def _arm(seconds: float = 0.0, returning: bool = False) -> None:
         returning: A `timeout(seconds, func)` returns: a timer left for no
             limit may stay set if it is at least `seconds / 2` away.
     """
-    global _armed
+    global _armed, _stale_half
     deadline = min(_deadlines)
     now = time.monotonic()
     if math.isinf(deadline):
         if returning and not math.isinf(_armed) and _armed - now >= seconds / 2 > 0:
+            _stale_half = seconds / 2
             return  # stale, but far enough: the next request re-arms it
+        _stale_half = 0.0
         if not math.isinf(_armed):
             signal.setitimer(signal.ITIMER_REAL, 0)
             _armed = math.inf
-    elif not (_armed <= deadline and deadline - _armed <= seconds * TOLERANCE):
+        return
+    _stale_half = 0.0  # the timer serves a deadline now
+    if not (_armed <= deadline and deadline - _armed <= seconds * TOLERANCE):
         signal.setitimer(signal.ITIMER_REAL, max(deadline - now, _SMALLEST))
         _armed = deadline
 
@@ -152,8 +173,9 @@ def timeout_each(seconds: float, func: Callable[[*Ts], T], /, *args: *Ts) -> T:
 
     See the module's docstring: the limit may end up to 1 % early, and
     after the loop a timer may stay set for a deadline at least
-    `seconds / 2` away until `timeout(0)` or the worker going idle
-    disarms it.
+    `seconds / 2` away until `timeout(0)` disarms it, also into the
+    worker's next connection when it is at least `REST_FAR` away (the
+    idle worker disarms it before it comes nearer).
 
     Examples:
         >>> [timeout_each(1000, lambda n: n * 2, n) for n in range(3)]
@@ -174,10 +196,44 @@ def timeout_each(seconds: float, func: Callable[[*Ts], T], /, *args: *Ts) -> T:
 
 
 def disarm() -> None:
-    """Disarm every level of the watchdog (the worker calls this when it goes idle)."""
-    global _armed
+    """Disarm every level of the watchdog (before and after `prepare` and `finish`, say)."""
+    global _armed, _stale_half
     del _deadlines[1:]
     _deadlines[0] = math.inf
+    _stale_half = 0.0
     if not math.isinf(_armed):
         signal.setitimer(signal.ITIMER_REAL, 0)
         _armed = math.inf
+
+
+def _far_enough(now: float) -> bool:
+    """Is the timer stale and at least `REST_FAR` and half its limit away?"""
+    return _stale_half > 0 and _armed - now >= max(REST_FAR, _stale_half)
+
+
+def rest() -> None:
+    """Drop every level's limit, as `disarm()`, but leave a stale timer that is far enough set.
+
+    The worker calls this after a connection; see the module's docstring.
+    """
+    del _deadlines[1:]
+    _deadlines[0] = math.inf
+    if not _far_enough(time.monotonic()):
+        disarm()
+
+
+def idle_wait(milliseconds: int | None) -> int | None:
+    """Bound an idle wait of `milliseconds` (`None`: no limit) so a stale timer never gets near.
+
+    Returns the milliseconds the worker's idle poll may wait; when a stale
+    timer has come as close as `rest` allows, it is disarmed here and the
+    wait is left as it was.
+    """
+    if _stale_half <= 0 or not math.isinf(min(_deadlines)):
+        return milliseconds
+    now = time.monotonic()
+    if not _far_enough(now):
+        disarm()
+        return milliseconds
+    bound = math.ceil((_armed - max(REST_FAR, _stale_half) - now) * 1000)
+    return bound if milliseconds is None else min(milliseconds, bound)

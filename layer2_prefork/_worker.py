@@ -235,6 +235,7 @@ class Worker:
         """Run prepare or finish; False (traceback printed) if it raised."""
         if handler is None:
             return True
+        _timeout.disarm()  # no stale timer from the last connection
         try:
             handler()
         except Exception:
@@ -259,7 +260,7 @@ class Worker:
                 raise self.broken
             if self.inbox or self.stopped() or self.retiring:
                 return None  # only T is queued, or R came: leave
-            ready = dict(self.waiting.poll(self.closing.wait_ms()))
+            ready = dict(self.waiting.poll(_timeout.idle_wait(self.closing.wait_ms())))
             if self.closing:
                 self.closing.look(ready)  # half-closed connections: ended, or due for the master
             if self.control.fileno() in ready:
@@ -449,10 +450,14 @@ class Worker:
     def _run_handler(self, index: int, conn: BufferedSocket | Event) -> object:
         """Call `connect`; return its result, `None` if it raised (traceback printed, reset).
 
-        Afterwards the watchdog is disarmed, a timer run is reported done
-        (`D`), and a connection the handler left open is closed politely.
+        Afterwards the watchdog is disarmed (after a connection: `rest`, which
+        may leave a far stale timer set), a timer run is reported done (`D`),
+        and a connection the handler left open is closed politely. A timer
+        run starts with the watchdog disarmed.
         """
         self.connection = conn if isinstance(conn, BufferedSocket) else None
+        if self.connection is None:
+            _timeout.disarm()
         try:
             result = self.handlers.connect(conn)
         except Exception as error:
@@ -463,7 +468,10 @@ class Worker:
                 conn.reset()
             return None
         finally:
-            _timeout.disarm()
+            if isinstance(conn, BufferedSocket):
+                _timeout.rest()
+            else:
+                _timeout.disarm()
             self.listener, self.connection = None, None
             if isinstance(conn, Event):
                 self._tell_master(encode(Kind.DONE, connect_payload(index)))

@@ -229,7 +229,7 @@ class Connection:
         return data
 
     def _quiet_for(self, seconds: float | None) -> None:
-        """Before a wait of up to `seconds` between requests: no stale watchdog may fire.
+        """Before a wait of up to `seconds` for a request: no stale watchdog may fire.
 
         Layer 2 may leave the watchdog of the last request set while no limit
         is due (`layer2_prefork.timeout_each`), as long as it is at least
@@ -254,6 +254,7 @@ class Connection:
         always waited for.
         """
         if not self.served:
+            self._quiet_for(None if deadline is None else deadline - time.monotonic())
             return self.wire.wait_input(deadline)
         if stopping():
             return False

@@ -63,3 +63,21 @@ def test_the_watchdog_is_disarmed_when_the_worker_becomes_idle() -> None:
         mark = server.mark()
         server.wait_nth(rf"^tick tick [\d.]+ {worker}$".encode(), 2, mark)
         assert server.matches(EXIT) == []
+
+
+def test_a_stale_timer_kept_between_connections_never_kills_the_idle_worker() -> None:
+    # "each 0.6" leaves its timer set 0.6 s ahead, kept after the connection
+    # (REST_FAR is 0.1 s in that worker); the next tick, 1.5 s after the one
+    # just seen, is due after it: the worker is still there only if its idle
+    # wait ended and disarmed the timer in time (a tick itself starts disarmed).
+    with serve("pre_fork=1", "min_fork=1", "max_fork=1", "interval=tick:1.5") as server:
+        server.wait(stats(total=1, idle=1))
+        worker = int(server.matches(FORK)[0].group(2))
+        mark = server.mark()
+        server.wait(rf"^tick tick [\d.]+ {worker}$".encode(), mark)
+        assert ask(server.port, "each 0.6") == f"each {worker}\n".encode()
+        mark = server.mark()
+        _, seen = server.wait(
+            rf"^tick tick [\d.]+ {worker}$|worker {worker} was killed by signal".encode(), mark)
+        assert seen.group(0).startswith(b"tick"), seen.group(0)
+        assert server.matches(EXIT) == []

@@ -6,7 +6,10 @@ request's deadline is close enough to it to need no new setting, a
 sub-limit is still set exactly, and `timeout(0)` and `disarm()` always
 disarm. The limits here are long (1000 s) and every test disarms at the
 end, so the timer never fires in the test process (pytest-timeout's own
-alarm is set again by the fixture).
+alarm is set again by the fixture). Between connections the worker's
+`rest()` keeps only a stale timer that is far (`REST_FAR`, and half its
+limit), and its idle wait (`idle_wait`) ends, and disarms it, before it
+comes nearer.
 """
 
 from __future__ import annotations
@@ -73,3 +76,36 @@ def test_a_short_limit_left_behind_is_disarmed() -> None:
     timeout_each(1000, lambda: None)
     timeout_each(0.5, lambda: None)  # a shorter limit is set exactly, and then
     assert armed_for() == 0 or armed_for() >= 0.25  # never left due within half of it
+
+
+def test_between_connections_a_far_stale_timer_stays_set_until_the_idle_wait_nears_it() -> None:
+    timeout_each(1000, lambda: None)
+    _timeout.rest()  # the worker, after a connection
+    assert 990 < armed_for() <= 1000  # 1000 s away: more than REST_FAR and half the limit
+    assert timeout() == 0.0
+    bound = _timeout.idle_wait(None)
+    assert bound is not None and 390_000 < bound <= 400_000  # ends REST_FAR before it
+    assert _timeout.idle_wait(5) == 5
+    timeout_each(1000, lambda: None)  # the next connection's request keeps it
+    assert 990 < armed_for() <= 1000
+
+
+def test_between_connections_a_near_or_exact_timer_is_disarmed() -> None:
+    timeout_each(100, lambda: None)  # stale, but nearer than REST_FAR
+    assert armed_for() > 0
+    _timeout.rest()
+    assert armed_for() == 0
+    timeout(1000)  # a plain limit the handler left set: exact, never kept
+    _timeout.rest()
+    assert armed_for() == 0
+    assert _timeout.idle_wait(None) is None
+
+
+def test_the_idle_wait_disarms_a_stale_timer_once_it_comes_near(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    timeout_each(1000, lambda: None)
+    _timeout.rest()
+    assert armed_for() > 990
+    monkeypatch.setattr(_timeout, "REST_FAR", 1000.0)  # as if 1000 - 990 s had passed
+    assert _timeout.idle_wait(None) is None
+    assert armed_for() == 0

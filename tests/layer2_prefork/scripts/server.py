@@ -22,7 +22,19 @@ import select
 import sys
 import time
 
-from layer2_prefork import TCP, Interval, Local, Main, StartupError, _worker, listen, run, timeout
+from layer2_prefork import (
+    TCP,
+    Interval,
+    Local,
+    Main,
+    StartupError,
+    _timeout,
+    _worker,
+    listen,
+    run,
+    timeout,
+    timeout_each,
+)
 
 kept: list[bytes] = []
 
@@ -99,6 +111,10 @@ def connect(conn):  # type: ignore[no-untyped-def]
     elif command == "arm":
         timeout(float(argument))
         conn.write(f"armed {pid}\n".encode())
+    elif command == "each":  # a lazy limit left stale, kept between connections from 0.1 s on
+        _timeout.REST_FAR = 0.1
+        timeout_each(float(argument), lambda: None)
+        conn.write(f"each {pid}\n".encode())
     elif command == "alloc":
         block = bytearray(int(argument))
         conn.write(f"allocated {len(block)}\n".encode())
