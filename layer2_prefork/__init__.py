@@ -17,13 +17,13 @@ from ._activation import socket_activation
 from ._config import TCP, Event, Inherited, Interval, Listener, Local, Main, PoolOptions
 from ._errors import ExitCode, StartupError
 from ._filter import MAX_BYTES, DispatchFilter
-from ._handover import linger, send_rest
 from ._logging import reopen as reopen_logs
-from ._park import park, work_waiting
 from ._server import Pool, listen, run
 from ._service import ServerOptions, add_server_options, serve_command
-from ._timeout import timeout, timeout_each
-from ._worker import stop_fd, stopping
+from .worker._handover import linger, send_rest
+from .worker._loop import stop_fd, stopping
+from .worker._park import park, work_waiting
+from .worker._timeout import timeout, timeout_each
 
 __all__ = [
     "MAX_BYTES",

@@ -26,7 +26,7 @@ from collections.abc import Callable
 from dataclasses import replace
 from typing import Any, Literal
 
-from . import _logging, _worker
+from . import _logging
 from ._config import (
     TCP,
     Handlers,
@@ -41,8 +41,9 @@ from ._config import (
 )
 from ._errors import ExitCode, StartupError
 from ._filter import DispatchFilter
-from ._master import Master, Settings
 from ._sockets import Address, Bound, bind
+from .master._loop import Master, Settings
+from .worker import _loop as _worker
 
 
 class Pool:

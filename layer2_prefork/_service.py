@@ -44,7 +44,7 @@ from dataclasses import dataclass
 from . import _server
 from ._errors import ExitCode
 from ._logging import FACILITIES, LEVELS, configure, logger
-from ._master import Settings
+from .master._loop import Settings
 
 __all__ = ["AlreadyRunning", "Pidfile", "ServerOptions", "add_server_options", "detach",
            "serve_command"]

@@ -22,7 +22,8 @@ import select
 import sys
 import time
 
-from layer2_prefork import TCP, Interval, Local, Main, StartupError, _worker, listen, run, timeout
+from layer2_prefork import TCP, Interval, Local, Main, StartupError, listen, run, timeout
+from layer2_prefork.worker import _loop as _worker
 
 kept: list[bytes] = []
 

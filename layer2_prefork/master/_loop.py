@@ -56,18 +56,18 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from enum import Enum
 
-from . import _logging
-from ._config import PoolSpec
-from ._errors import ExitCode
+from .. import _logging
+from .._config import PoolSpec
+from .._errors import ExitCode
+from .._logging import logger
+from .._sockets import Bound
 from ._finishing import Finishing
 from ._holding import Holding
-from ._logging import logger
-from ._pool import PoolState
-from ._runtime import PoolRuntime
+from ._pool_runtime import PoolRuntime
+from ._pool_state import PoolState
 from ._schedule import Schedule
 from ._signals import SignalQueue
-from ._sockets import Bound
-from ._workers import Workers
+from ._table import Workers
 
 HANDLED_SIGNALS = (signal.SIGTERM, signal.SIGINT, signal.SIGHUP, signal.SIGCHLD, signal.SIGUSR1)
 SPARE_FDS = 128

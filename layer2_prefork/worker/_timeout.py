@@ -41,7 +41,7 @@ import time
 from collections.abc import Callable
 from typing import TypeVar, TypeVarTuple, overload
 
-from ._config import check_number
+from .._config import check_number
 
 T = TypeVar("T")
 Ts = TypeVarTuple("Ts")

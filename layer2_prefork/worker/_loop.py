@@ -60,12 +60,11 @@ from typing import Any, NoReturn
 
 from layer1_sockets import BufferedSocket
 
-from . import _timeout
-from ._accept import FIRST_PAUSE, TRANSIENT
-from ._config import TCP, Event, Inherited, Interval, Local, Main, PoolSpec
-from ._errors import ProtocolError
-from ._filter import DispatchFilter
-from ._protocol import (
+from .._accept import FIRST_PAUSE, TRANSIENT
+from .._config import TCP, Event, Inherited, Interval, Local, Main, PoolSpec
+from .._errors import ProtocolError
+from .._filter import DispatchFilter
+from .._protocol import (
     CONTROL_TO_WORKER,
     QUEUE,
     Decoder,
@@ -77,7 +76,8 @@ from ._protocol import (
     pack_bytes,
     unpack_bytes,
 )
-from ._scoreboard import Writer
+from .._scoreboard import Writer
+from . import _timeout
 
 CLOSE_TIMEOUT = 10.0
 """Seconds the worker spends flushing a connection the handler left open."""

@@ -23,7 +23,7 @@ import math
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-from ._config import Interval, Listener, Main
+from .._config import Interval, Listener, Main
 
 
 @dataclass(slots=True)

@@ -29,13 +29,13 @@ from collections import deque
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 
-from . import _accept
-from ._config import Interval, Main, PoolSpec
-from ._logging import logger
-from ._pool import Counts, PoolState
-from ._protocol import Kind, connect_payload, encode, pack_bytes
+from .. import _accept
+from .._config import Interval, Main, PoolSpec
+from .._logging import logger
+from .._protocol import Kind, connect_payload, encode, pack_bytes
+from .._sockets import Bound
+from ._pool_state import Counts, PoolState
 from ._schedule import Schedule
-from ._sockets import Bound
 
 LOST_AFTER = 0.2
 """Seconds a handed-out timer run may be nowhere to be seen before it counts as lost."""
