@@ -14,9 +14,19 @@ start-up steps from `add_server_options`, `ServerOptions` and
 """
 
 from ._activation import socket_activation
-from ._config import TCP, Event, Inherited, Interval, Listener, Local, Main, PoolOptions
+from ._config import (
+    MAX_BYTES,
+    TCP,
+    DispatchFilter,
+    Event,
+    Inherited,
+    Interval,
+    Listener,
+    Local,
+    Main,
+    PoolOptions,
+)
 from ._errors import ExitCode, StartupError
-from ._filter import MAX_BYTES, DispatchFilter
 from ._logging import reopen as reopen_logs
 from ._server import Pool, listen, run
 from ._service import ServerOptions, add_server_options, serve_command

@@ -29,6 +29,7 @@ from typing import Any, Literal
 from . import _logging
 from ._config import (
     TCP,
+    DispatchFilter,
     Handlers,
     Inherited,
     Interval,
@@ -40,7 +41,6 @@ from ._config import (
     check_number,
 )
 from ._errors import ExitCode, StartupError
-from ._filter import DispatchFilter
 from ._sockets import Address, Bound, bind
 from .master._loop import Master, Settings
 from .worker import _loop as _worker

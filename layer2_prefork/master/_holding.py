@@ -48,7 +48,7 @@ import socket
 import time
 from dataclasses import dataclass, field
 
-from .._filter import ANY_BYTE, DispatchFilter
+from .._config import ANY_BYTE, DispatchFilter
 from .._logging import logger
 from ._pool_runtime import PoolRuntime
 

@@ -28,6 +28,7 @@ import termios
 from collections import deque
 from collections.abc import Sequence
 from dataclasses import dataclass, field
+from typing import Optional
 
 from .. import _accept
 from .._config import Interval, Main, PoolSpec
@@ -123,7 +124,8 @@ class PoolRuntime:
     """Timer runs handed out that no worker runs and the queue no longer holds, since when."""
     told: dict[int, float] = field(default_factory=dict)
     """Busy workers sent `W`, with the start of the work they were told during."""
-    backlogs: select.poll | None = None
+    # Optional[...]: `select.poll` is a function at run time, and `function | None` raises.
+    backlogs: Optional[select.poll] = None  # noqa: UP045
     logged: tuple[Counts, int] | None = None
     """The counts and the work taken, as last written by `--stats`."""
     served: int = 0

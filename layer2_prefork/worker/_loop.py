@@ -61,9 +61,8 @@ from typing import Any, NoReturn
 from layer1_sockets import BufferedSocket
 
 from .._accept import FIRST_PAUSE, TRANSIENT
-from .._config import TCP, Event, Inherited, Interval, Local, Main, PoolSpec
+from .._config import TCP, DispatchFilter, Event, Inherited, Interval, Local, Main, PoolSpec
 from .._errors import ProtocolError
-from .._filter import DispatchFilter
 from .._protocol import (
     CONTROL_TO_WORKER,
     QUEUE,
