@@ -260,8 +260,9 @@ class Inherited:
             raise ValueError(f"Inherited: name must be a str, not {self.name!r}")
 
 
-Listener = TCP | Local | Inherited | Interval | Main
-"""Any of the five listener kinds."""
+ListenerSpec = TCP | Local | Inherited | Interval | Main
+"""Any of the five listener kinds: what to listen on, as `listen()` takes it (layer 1's
+`Listener` is a listening socket, which `listen()` binds from a `TCP` or `Local`)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -468,7 +469,7 @@ class PoolSpec:
 
     index: int
     """The pool's position among the `listen()` calls, from 0 (`pool 0` in the log)."""
-    listeners: tuple[Listener, ...]
+    listeners: tuple[ListenerSpec, ...]
     handlers: Handlers
     options: PoolOptions
     dispatch_filter: DispatchFilter | None = None

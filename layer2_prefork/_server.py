@@ -33,7 +33,7 @@ from ._config import (
     Handlers,
     Inherited,
     Interval,
-    Listener,
+    ListenerSpec,
     Local,
     Main,
     PoolOptions,
@@ -69,7 +69,7 @@ class Pool:
         return self._spec.index
 
     @property
-    def listeners(self) -> tuple[Listener, ...]:
+    def listeners(self) -> tuple[ListenerSpec, ...]:
         """The listeners as declared."""
         return self._spec.listeners
 
@@ -117,7 +117,7 @@ _before_start: Callable[[], None] | None = None
 _last_exit: ExitCode | None = None
 
 
-def listen(*listeners: Listener, prepare: Callable[[], object] | None = None,
+def listen(*listeners: ListenerSpec, prepare: Callable[[], object] | None = None,
            connect: Callable[[Any], object], finish: Callable[[], object] | None = None,
            pre_fork: int = 1, min_fork: int | None = None, max_fork: int | None = None,
            fork_delay: float = 0.25, fork_error_delay: float = 2.0, exit_delay: float = 60.0,

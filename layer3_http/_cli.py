@@ -36,7 +36,7 @@ from typing import Any, NoReturn
 from layer2_prefork import (
     TCP,
     ExitCode,
-    Listener,
+    ListenerSpec,
     Local,
     ServerOptions,
     add_server_options,
@@ -244,7 +244,7 @@ def _serve(arguments: argparse.Namespace, options: Options, sizes: dict[str, int
         logger.error("%s", error)
         return ExitCode.STARTUP_ERROR
     activated = socket_activation()
-    listeners: list[Listener] = [*activated, *(arguments.listen or [])]
+    listeners: list[ListenerSpec] = [*activated, *(arguments.listen or [])]
     if not listeners:
         listeners = [TCP("127.0.0.1", 8000)]
     try:
@@ -285,7 +285,7 @@ def _production(arguments: argparse.Namespace, options: Options) -> Options:
     return options
 
 
-def _announce(listeners: Sequence[Listener], addresses: Sequence[object], scheme: str) -> None:
+def _announce(listeners: Sequence[ListenerSpec], addresses: Sequence[object], scheme: str) -> None:
     """Print one line per listener: the port when the kernel chose it, else the URL."""
     for listener, address in zip(listeners, addresses, strict=True):
         if isinstance(address, str):
