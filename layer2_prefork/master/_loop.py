@@ -2,7 +2,7 @@
 
 The master forks workers, keeps every pool at its configured size, and
 takes every wait on the network off the workers' hands. Idle workers
-accept new connections themselves (see `_worker`); the master gets only
+accept new connections themselves (see `layer2_prefork.worker`); the master gets only
 what must wait: new connections whose request has not fully arrived
 (`H`), parked keep-alive connections (`P`), lingering closes (`L`) and
 the rest of slow responses (`S`). It is written as a list, in the manner

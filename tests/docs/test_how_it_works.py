@@ -131,11 +131,11 @@ def problem(reference: Reference) -> str | None:
 
 
 def test_the_guard_finds_references_and_skips_includes_and_placeholders() -> None:
-    text = ("Step 2 is `layer2_prefork/worker/_loop.py:Worker._accept`, then `_master.py:Master`.\n"
+    text = ("Step 2 is `layer2_prefork/worker/_loop.py:Worker._accept`, then `_table.py:Workers`.\n"
             '--8<-- "layer2_prefork/worker/_loop.py:idle"\n'
             "Run `python -m layer3_http path/script.py:name` or `tests/x/test_a.py::test_b`.\n")
     found = [(r.path, r.name) for r in references(text, "page.md")]
-    assert found == [("layer2_prefork/worker/_loop.py", "Worker._accept"), ("_master.py", "Master")]
+    assert found == [("layer2_prefork/worker/_loop.py", "Worker._accept"), ("_table.py", "Workers")]
 
 
 def test_the_guard_rejects_a_renamed_method_a_missing_file_and_a_missing_example_name() -> None:
