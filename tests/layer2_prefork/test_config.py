@@ -12,6 +12,7 @@ import typing
 from pathlib import Path
 
 import pytest
+from support import free_port
 
 import layer2_prefork
 from layer2_prefork import TCP, Event, Interval, Local, Main, PoolOptions, StartupError, listen, run
@@ -122,12 +123,6 @@ def test_never_is_allowed_for_exit_delay_and_idle_timeout() -> None:
 
 
 # --- listen() ------------------------------------------------------------------
-
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return int(probe.getsockname()[1])
-
 
 @pytest.mark.parametrize(("arguments", "named"), [
     ({"pre_fork": -1}, "pre_fork"),

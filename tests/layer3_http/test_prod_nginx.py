@@ -22,14 +22,13 @@ import os
 import re
 import shutil
 import signal
-import socket
 import subprocess
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 from prod_apps.prod_support import DEPLOY, WSGI_APPS, command
-from support import Program, running
+from support import Program, free_port, running
 
 STARTED = re.compile(rb"start worker process")
 
@@ -59,12 +58,6 @@ def nginx_binary() -> str:
     if found is None:
         pytest.skip("nginx is not installed and cannot be installed here")
     return found
-
-
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return int(probe.getsockname()[1])
 
 
 def nginx_config(folder: Path, port: int, upstream: Path) -> Path:
