@@ -8,7 +8,9 @@ listeners; `_holding` watches the connections held until their request
 arrives and `_finishing` the lingering closes and slow responses handed
 over by workers; `_signals` turns signals into loop events.
 
-Nothing here imports the worker side except where the master forks a
-worker (`_handle`, `_table`: the child's entry point and what it is
-given); the public names are re-exported by `layer2_prefork`.
+Nothing here imports the worker side but `_handle` and `_table`: where
+the master forks a worker, the child's entry point and what it is given,
+and the worker's `GRACE`, which the master waits out before it tells a
+busy worker that work waits. The public names are re-exported by
+`layer2_prefork`.
 """
