@@ -21,11 +21,13 @@ process of the server.
 from ._activation import socket_activation
 from ._cli import CommandLineError, CommandLineParser
 from ._config import (
+    MAX_BYTES,
     TCP,
+    DispatchFilter,
     Event,
     Inherited,
     Interval,
-    Listener,
+    ListenerSpec,
     Local,
     Main,
     PoolOptions,
@@ -33,16 +35,15 @@ from ._config import (
 )
 from ._counters import Counters, PoolSnapshot, Snapshot, retiring, snapshot
 from ._errors import ExitCode, StartupError
-from ._filter import MAX_BYTES, DispatchFilter
-from ._handover import linger, send_rest
 from ._logging import reopen as reopen_logs
-from ._park import LOOK_EVERY, park, park_due, work_waiting
 from ._scoreboard import ExitCause, HeldReason
 from ._server import Pool, listen, run
 from ._service import ServerOptions, add_server_options, serve_command
-from ._timeout import timeout, timeout_each
 from ._watch import start_watcher
-from ._worker import count_requests, requests_left, stop_fd, stopping
+from .worker._handover import linger, send_rest
+from .worker._loop import count_requests, requests_left, stop_fd, stopping
+from .worker._park import LOOK_EVERY, park, park_due, work_waiting
+from .worker._timeout import timeout, timeout_each
 
 __all__ = [
     "LOOK_EVERY",
@@ -58,7 +59,7 @@ __all__ = [
     "HeldReason",
     "Inherited",
     "Interval",
-    "Listener",
+    "ListenerSpec",
     "Local",
     "Main",
     "Pool",

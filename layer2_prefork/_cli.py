@@ -30,14 +30,7 @@ from typing import NoReturn
 from . import _server
 from ._errors import ExitCode
 from ._logging import logger
-from ._service import (  # noqa: F401 - Pidfile, AlreadyRunning, detach: their old home
-    AlreadyRunning,
-    Pidfile,
-    ServerOptions,
-    add_server_options,
-    detach,
-    serve_command,
-)
+from ._service import ServerOptions, add_server_options, serve_command
 
 PROGRAM = "python -m layer2_prefork"
 

@@ -1,6 +1,6 @@
 """The scoreboard: each worker's state and counters in memory the master and its workers share.
 
-Workers accept their own connections, so the master no longer hears of
+Workers accept their own connections, so the master does not hear of
 every request. It still sizes the pools (`pre_fork`, `min_fork`,
 `idle_timeout`, ...), so it must know who is idle and who is busy. A
 message for each change would cost a system call in the worker and a

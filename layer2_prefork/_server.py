@@ -26,13 +26,14 @@ from collections.abc import Callable
 from dataclasses import replace
 from typing import Any, Literal
 
-from . import _logging, _worker
+from . import _logging
 from ._config import (
     TCP,
+    DispatchFilter,
     Handlers,
     Inherited,
     Interval,
-    Listener,
+    ListenerSpec,
     Local,
     Main,
     PoolOptions,
@@ -40,9 +41,9 @@ from ._config import (
     check_number,
 )
 from ._errors import ExitCode, StartupError
-from ._filter import DispatchFilter
-from ._master import Master, Settings
 from ._sockets import Address, Bound, bind
+from .master._loop import Master, Settings
+from .worker import _loop as _worker
 
 
 class Pool:
@@ -68,7 +69,7 @@ class Pool:
         return self._spec.index
 
     @property
-    def listeners(self) -> tuple[Listener, ...]:
+    def listeners(self) -> tuple[ListenerSpec, ...]:
         """The listeners as declared."""
         return self._spec.listeners
 
@@ -116,7 +117,7 @@ _before_start: Callable[[], None] | None = None
 _last_exit: ExitCode | None = None
 
 
-def listen(*listeners: Listener, prepare: Callable[[], object] | None = None,
+def listen(*listeners: ListenerSpec, prepare: Callable[[], object] | None = None,
            connect: Callable[[Any], object], finish: Callable[[], object] | None = None,
            pre_fork: int = 1, min_fork: int | None = None, max_fork: int | None = None,
            fork_delay: float = 0.25, fork_error_delay: float = 2.0, exit_delay: float = 60.0,

@@ -44,8 +44,8 @@ from dataclasses import dataclass
 from . import _server
 from ._errors import ExitCode
 from ._logging import FACILITIES, LEVELS, configure, logger
-from ._master import Settings
-from ._upgrade import PIDFILE_VARIABLE
+from .master._loop import Settings
+from .master._upgrade import PIDFILE_VARIABLE
 
 __all__ = ["AlreadyRunning", "Pidfile", "ServerOptions", "add_server_options", "detach",
            "serve_command"]

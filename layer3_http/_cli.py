@@ -43,7 +43,7 @@ from layer2_prefork import (
     CommandLineError,
     CommandLineParser,
     ExitCode,
-    Listener,
+    ListenerSpec,
     Local,
     ServerOptions,
     add_server_options,
@@ -93,7 +93,7 @@ def _listener(text: str) -> TCP | Local:
         raise argparse.ArgumentTypeError(str(error)) from None
 
 
-def _metrics_listener(text: str) -> Listener:
+def _metrics_listener(text: str) -> ListenerSpec:
     try:
         return parse_metrics_address(text)
     except ValueError as error:
@@ -290,7 +290,7 @@ def _serve(arguments: argparse.Namespace, options: Options, sizes: dict[str, int
         logger.error("%s", error)
         return ExitCode.STARTUP_ERROR
     activated = socket_activation()
-    listeners: list[Listener] = [*activated, *(arguments.listen or [])]
+    listeners: list[ListenerSpec] = [*activated, *(arguments.listen or [])]
     if not listeners:
         listeners = [TCP("127.0.0.1", 8000)]
     handler = generate_handler(callback, options)
@@ -355,7 +355,7 @@ def _production(arguments: argparse.Namespace, options: Options) -> Options:
     return options
 
 
-def _announce_metrics(listener: Listener, address: object) -> None:
+def _announce_metrics(listener: ListenerSpec, address: object) -> None:
     """Print where the metrics are: ``metrics on port N`` when the kernel chose it, else the URL."""
     if isinstance(address, str):
         print(f"metrics on unix:{address}", flush=True)
@@ -366,7 +366,7 @@ def _announce_metrics(listener: Listener, address: object) -> None:
         print(f"metrics on http://{host}:{address[1]}/metrics", flush=True)
 
 
-def _announce(listeners: Sequence[Listener], addresses: Sequence[object], scheme: str) -> None:
+def _announce(listeners: Sequence[ListenerSpec], addresses: Sequence[object], scheme: str) -> None:
     """Print one line per listener: the port when the kernel chose it, else the URL."""
     for listener, address in zip(listeners, addresses, strict=True):
         if isinstance(address, str):

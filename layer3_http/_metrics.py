@@ -30,7 +30,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 
-from layer2_prefork import Listener, Local, Pool, Snapshot, listen, snapshot
+from layer2_prefork import ListenerSpec, Local, Pool, Snapshot, listen, snapshot
 
 from . import _counting
 from ._handler import generate_handler
@@ -127,7 +127,7 @@ _served: Pool | None = None
 
 
 # --8<-- [start:serve_metrics]
-def serve_metrics(*listeners: Listener | str) -> Pool:
+def serve_metrics(*listeners: ListenerSpec | str) -> Pool:
     """Serve the metrics endpoint on listeners of its own, and count requests from now on.
 
     Call it in the master before `layer2_prefork.run`, like `listen`:
@@ -161,7 +161,7 @@ def serve_metrics(*listeners: Listener | str) -> Pool:
 # --8<-- [end:serve_metrics]
 
 
-def parse_metrics_address(text: str) -> Listener:
+def parse_metrics_address(text: str) -> ListenerSpec:
     """Turn a ``--metrics`` value into a listener: ``HOST:PORT``, ``unix:PATH`` or a path.
 
     Examples:

@@ -11,6 +11,7 @@ import os
 import re
 import selectors
 import signal
+import socket
 import subprocess
 import sys
 import time
@@ -21,6 +22,8 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 EXAMPLES = ROOT / "docs" / "examples"
 PORT_LINE = re.compile(rb"listening on port (\d+)")
+TIMEOUT = 20.0
+"""Seconds any one call on a test's client socket may take."""
 
 
 class Program:
@@ -153,3 +156,29 @@ def example(relative: str, *args: str) -> Iterator[tuple[Program, int]]:
     assert path.is_file(), path
     with running([sys.executable, str(path), *args]) as program:
         yield program, program.wait_for_port()
+
+
+# --- clients ------------------------------------------------------------------------------
+
+
+def connect(port: int, timeout: float = TIMEOUT) -> socket.socket:
+    """A client connection to 127.0.0.1:`port`; every call on it is bounded by `timeout`."""
+    return socket.create_connection(("127.0.0.1", port), timeout=timeout)
+
+
+def read_line(sock: socket.socket) -> bytes:
+    """One line, newline included; what came before EOF if the peer closed first."""
+    data = b""
+    while not data.endswith(b"\n"):
+        chunk = sock.recv(1)
+        if not chunk:
+            break
+        data += chunk
+    return data
+
+
+def free_port() -> int:
+    """A TCP port of 127.0.0.1 that was free a moment ago (bound by the kernel, then released)."""
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return int(probe.getsockname()[1])

@@ -62,7 +62,7 @@ nitpick_ignore = [
     ("py:class", "re.Pattern"),
     # Type variables of generic signatures: placeholders, not objects to link.
     ("py:class", "Ts"),
-    ("py:class", "layer2_prefork._timeout.T"),
+    ("py:class", "layer2_prefork.worker._timeout.T"),
     ("py:class", "layer3_http._forms._V"),
     ("py:class", "layer3_http._tables._V"),
 ]

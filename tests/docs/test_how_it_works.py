@@ -2,7 +2,7 @@
 
 The "How it works" pages walk through the code step by step and name
 each step's function the way a traceback or an editor does:
-``layer2_prefork/_worker.py:Worker._accept``. Other pages name callbacks
+``layer2_prefork/worker/_loop.py:Worker._accept``. Other pages name callbacks
 the same way on a command line (``docs/examples/tour/hello.py:hello``).
 This guard finds every such reference under ``docs/`` and checks it:
 
@@ -69,16 +69,17 @@ def page_references(pattern: re.Pattern[str] = REFERENCE) -> list[Reference]:
 
 
 def locate(path: str) -> Path | None:
-    """The file a reference means: a path from the root, or a bare name in a package."""
+    """The file a reference means: a path from the root or from a package, or a bare
+    name found once in the packages (at any depth)."""
     candidate = ROOT / path
     if candidate.is_file():
         return candidate
-    if "/" not in path:
+    if "/" in path:
         matches = [ROOT / package / path for package in PACKAGES
                    if (ROOT / package / path).is_file()]
-        if len(matches) == 1:
-            return matches[0]
-    return None
+    else:
+        matches = [found for package in PACKAGES for found in (ROOT / package).rglob(path)]
+    return matches[0] if len(matches) == 1 else None
 
 
 def defined_in_source(source: str, dotted: str) -> bool:
@@ -130,22 +131,24 @@ def problem(reference: Reference) -> str | None:
 
 
 def test_the_guard_finds_references_and_skips_includes_and_placeholders() -> None:
-    text = ("Step 2 is `layer2_prefork/_worker.py:Worker._accept`, then `_master.py:Master`.\n"
-            '--8<-- "layer2_prefork/_worker.py:idle"\n'
+    text = ("Step 2 is `layer2_prefork/worker/_loop.py:Worker._accept`, then `_table.py:Workers`.\n"
+            '--8<-- "layer2_prefork/worker/_loop.py:idle"\n'
             "Run `python -m layer3_http path/script.py:name` or `tests/x/test_a.py::test_b`.\n")
     found = [(r.path, r.name) for r in references(text, "page.md")]
-    assert found == [("layer2_prefork/_worker.py", "Worker._accept"), ("_master.py", "Master")]
+    assert found == [("layer2_prefork/worker/_loop.py", "Worker._accept"), ("_table.py", "Workers")]
 
 
 def test_the_guard_rejects_a_renamed_method_a_missing_file_and_a_missing_example_name() -> None:
     def check(path: str, name: str) -> str | None:
         return problem(Reference("page.md", 1, path, name))
 
-    assert check("layer2_prefork/_worker.py", "Worker._accept") is None
-    assert check("_worker.py", "Worker._take_queued") is None
+    assert check("layer2_prefork/worker/_loop.py", "Worker._accept") is None
+    assert check("_table.py", "Workers.sync") is None
+    assert check("worker/_loop.py", "Worker._take_queued") is None
+    assert check("_loop.py", "Worker.run") is not None  # master/_loop.py or worker/_loop.py?
     assert check("docs/examples/tour/hello.py", "hello") is None
-    assert check("layer2_prefork/_worker.py", "Worker._accept_renamed") is not None
-    assert check("layer2_prefork/_worker.py", "NoSuchClass") is not None
+    assert check("layer2_prefork/worker/_loop.py", "Worker._accept_renamed") is not None
+    assert check("layer2_prefork/worker/_loop.py", "NoSuchClass") is not None
     assert check("layer2_prefork/_gone.py", "Worker") is not None
     assert check("docs/examples/tour/hello.py", "goodbye") is not None
 

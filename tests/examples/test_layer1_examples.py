@@ -17,25 +17,16 @@ import subprocess
 import sys
 import threading
 import time
-from collections.abc import Iterator
-from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
 import trustme
-from support import EXAMPLES, ROOT, Program, example
+from support import EXAMPLES, ROOT, Program, connect, example
 
 from layer1_sockets import tcpconnect
 
 TIMEOUT = 20.0
-
-
-@contextmanager
-def connect(port: int) -> Iterator[socket.socket]:
-    sock = socket.create_connection(("127.0.0.1", port), timeout=TIMEOUT)
-    with sock:
-        yield sock
 
 
 def receive_until_eof(sock: socket.socket) -> bytes:

@@ -27,7 +27,7 @@ import time
 from collections.abc import Iterator
 from contextlib import ExitStack, contextmanager, suppress
 
-from support import EXAMPLES, Program, example, running
+from support import EXAMPLES, Program, connect, example, read_line, running
 
 TIMEOUT = 20.0
 STEP = "layer2/step07_parking.py"
@@ -36,21 +36,6 @@ FORKED = rb"pool 0: forked worker (\d+)$"
 
 
 # --- helpers ----------------------------------------------------------------------
-
-
-def connect(port: int) -> socket.socket:
-    return socket.create_connection(("127.0.0.1", port), timeout=TIMEOUT)
-
-
-def read_line(sock: socket.socket) -> bytes:
-    """One line, newline included; what came before EOF if the peer closed first."""
-    data = b""
-    while not data.endswith(b"\n"):
-        chunk = sock.recv(1)
-        if not chunk:
-            break
-        data += chunk
-    return data
 
 
 def answer(sock: socket.socket) -> tuple[int, bytes]:

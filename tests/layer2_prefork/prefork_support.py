@@ -16,7 +16,6 @@ from __future__ import annotations
 import os
 import re
 import select
-import socket
 import sys
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
@@ -25,6 +24,8 @@ from datetime import datetime
 from pathlib import Path
 
 from support import Program, running
+from support import connect as connect  # the layer 2 tests import both from here
+from support import read_line as read_line
 
 SCRIPTS = Path(__file__).resolve().parent / "scripts"
 SERVER = SCRIPTS / "server.py"
@@ -109,22 +110,6 @@ def serve(*arguments: str, options: Sequence[str] = ("-s",), script: Path = SERV
     """Start ``script`` under the command line; wait for its port; kill everything at the end."""
     with running(cli(*options, str(script), *arguments), cwd=cwd) as program:
         yield Server(program, program.wait_for_port())
-
-
-def connect(port: int, timeout: float = 20.0) -> socket.socket:
-    """A client connection to the server on 127.0.0.1."""
-    return socket.create_connection(("127.0.0.1", port), timeout=timeout)
-
-
-def read_line(sock: socket.socket) -> bytes:
-    """Read one line (up to and including the newline, or to EOF)."""
-    data = b""
-    while not data.endswith(b"\n"):
-        chunk = sock.recv(1)
-        if not chunk:
-            break
-        data += chunk
-    return data
 
 
 def ask(port: int, command: str) -> bytes:

@@ -2,13 +2,19 @@
 
 from __future__ import annotations
 
+import dataclasses
+import importlib
 import math
 import os
+import pkgutil
 import socket
+import typing
 from pathlib import Path
 
 import pytest
+from support import free_port
 
+import layer2_prefork
 from layer2_prefork import TCP, Event, Interval, Local, Main, PoolOptions, StartupError, listen, run
 
 
@@ -117,12 +123,6 @@ def test_never_is_allowed_for_exit_delay_and_idle_timeout() -> None:
 
 
 # --- listen() ------------------------------------------------------------------
-
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return int(probe.getsockname()[1])
-
 
 @pytest.mark.parametrize(("arguments", "named"), [
     ({"pre_fork": -1}, "pre_fork"),
@@ -245,3 +245,36 @@ def test_a_socket_file_replaced_by_someone_else_is_left_alone(tmp_path: Path) ->
 def test_run_without_listen_is_a_startup_error() -> None:
     with pytest.raises(StartupError, match="no listener"):
         run()
+
+
+# --- type hints ----------------------------------------------------------------
+
+
+def layer2_dataclasses() -> list[type]:
+    """Every public dataclass that a module of layer 2 defines (the package's and its
+    sub-packages' modules, `__main__` apart: it runs the command line)."""
+    found: dict[str, type] = {}
+    for info in pkgutil.walk_packages(layer2_prefork.__path__, "layer2_prefork."):
+        if info.name.endswith(".__main__"):
+            continue
+        module = importlib.import_module(info.name)
+        for name, value in vars(module).items():
+            if (isinstance(value, type) and dataclasses.is_dataclass(value)
+                    and not name.startswith("_") and value.__module__ == info.name):
+                found[f"{info.name}.{name}"] = value
+    return [found[name] for name in sorted(found)]
+
+
+@pytest.mark.parametrize("cls", layer2_dataclasses(), ids=lambda cls: cls.__qualname__)
+def test_the_type_hints_of_every_dataclass_resolve(cls: type) -> None:
+    # A name imported only for type checking (an import circle) would raise NameError here.
+    hints = typing.get_type_hints(cls)
+    assert set(hints) >= {field.name for field in dataclasses.fields(cls)}
+
+
+def test_the_dataclasses_walked_include_the_public_ones_and_the_pool_spec() -> None:
+    names = {cls.__name__ for cls in layer2_dataclasses()}
+    public = {name for name in layer2_prefork.__all__
+              if dataclasses.is_dataclass(getattr(layer2_prefork, name))}
+    assert public >= {"TCP", "PoolOptions", "DispatchFilter", "ServerOptions"}
+    assert names >= public | {"PoolSpec", "Handlers"}

@@ -15,10 +15,10 @@ RUN = """
 import doctest, importlib, pkgutil, sys
 import layer2_prefork
 failed = tested = 0
-for module in pkgutil.iter_modules(layer2_prefork.__path__):
-    if module.name == "__main__":
+for module in pkgutil.walk_packages(layer2_prefork.__path__, "layer2_prefork."):
+    if module.name.endswith(".__main__"):
         continue
-    result = doctest.testmod(importlib.import_module("layer2_prefork." + module.name))
+    result = doctest.testmod(importlib.import_module(module.name))
     failed, tested = failed + result.failed, tested + result.attempted
 print(f"tested {tested} failed {failed}")
 sys.exit(1 if failed or tested < 20 else 0)

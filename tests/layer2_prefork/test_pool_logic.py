@@ -10,8 +10,8 @@ import pytest
 from layer2_prefork import PoolOptions
 from layer2_prefork._config import TCP, Interval, Main
 from layer2_prefork._errors import ProtocolError
-from layer2_prefork._pool import PoolState, State
-from layer2_prefork._schedule import Schedule, next_strict_due
+from layer2_prefork.master._pool_state import PoolState, State
+from layer2_prefork.master._schedule import Schedule, next_strict_due
 
 pids = itertools.count(1000)
 

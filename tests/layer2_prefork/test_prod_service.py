@@ -21,7 +21,7 @@ from prefork_support import EXIT, FORK, ask, cli, serve, stats
 from support import running
 
 from layer2_prefork import ExitCode, PoolOptions, ServerOptions, reopen_logs
-from layer2_prefork._worker import request_limit
+from layer2_prefork.worker._loop import request_limit
 
 OWN = Path(__file__).resolve().parents[1] / "prod_apps" / "own_command.py"
 

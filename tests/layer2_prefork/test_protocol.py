@@ -35,7 +35,7 @@ from layer2_prefork._protocol import (
     pack_bytes,
     unpack_bytes,
 )
-from layer2_prefork._spawn import WorkerProcess
+from layer2_prefork.master._handle import WorkerProcess
 
 
 def decode_all(decoder: Decoder) -> list[Message]:

@@ -19,7 +19,8 @@ from collections.abc import Iterator
 
 import pytest
 
-from layer2_prefork import _timeout, timeout, timeout_each
+from layer2_prefork import timeout, timeout_each
+from layer2_prefork.worker import _timeout
 
 
 @pytest.fixture(autouse=True)

@@ -7,12 +7,13 @@ plain sockets with a timeout on every call (no wait is unbounded); the
 small response reader here frames bodies by Content-Length, chunked
 coding, or the end of the connection, so tests see exactly what the
 server sent.
+One request with `http.client` on a new connection is
+`prod_apps.prod_support.get` (or `get_json`), with the server's port.
 """
 
 from __future__ import annotations
 
 import http.client
-import json
 import re
 import socket
 import sys
@@ -20,7 +21,6 @@ from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
 
 from support import Program, running
 
@@ -42,22 +42,6 @@ class Server:
 
     def raw(self, timeout: float = TIMEOUT) -> RawClient:
         return RawClient(socket.create_connection(("127.0.0.1", self.port), timeout=timeout))
-
-    def get(self, path: str, method: str = "GET", body: bytes | None = None,
-            headers: dict[str, str] | None = None) -> tuple[int, dict[str, str], bytes]:
-        """One request on a new connection; return status, headers and body."""
-        conn = self.connection()
-        try:
-            conn.request(method, path, body=body, headers=headers or {})
-            response = conn.getresponse()
-            return response.status, dict(response.getheaders()), response.read()
-        finally:
-            conn.close()
-
-    def json(self, path: str, **kwargs: Any) -> Any:
-        status, _, body = self.get(path, **kwargs)
-        assert status == 200, (status, body)
-        return json.loads(body)
 
     def worker_exits(self) -> list[bytes]:
         """Log lines saying a worker ended (so far)."""

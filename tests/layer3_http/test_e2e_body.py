@@ -16,6 +16,7 @@ from collections.abc import Iterator
 
 import pytest
 from http_support import RawClient, Server, http_server, request_bytes
+from prod_apps.prod_support import get
 
 HOST = ("Host", "t")
 BOUNDARY = "----b0undary"
@@ -42,7 +43,7 @@ def multipart(*parts: tuple[str, str | None, bytes], final_crlf: bool = True) ->
 
 
 def post(server: Server, route: str, body: bytes, content_type: str) -> tuple[int, bytes]:
-    status, _, answer = server.get(route, method="POST", body=body,
+    status, _, answer = get(server.port, route, method="POST", body=body,
                                    headers={"Content-Type": content_type})
     return status, answer
 
@@ -88,7 +89,7 @@ def test_empty_multipart_body_is_an_empty_form(server: Server) -> None:
 def test_stream_post_param_call_order(server: Server, tmp_path: object) -> None:
     content = bytes(range(256)) * 100  # 25600 bytes: several 4096-byte pieces
     body = multipart(("note", None, b"kept"), ("file", "data.bin", content))
-    status, _, answer = server.get(f"/upload?dir={tmp_path}", method="POST", body=body,
+    status, _, answer = get(server.port, f"/upload?dir={tmp_path}", method="POST", body=body,
                                    headers={"Content-Type": f"multipart/form-data; boundary="
                                             f"{BOUNDARY}"})
     assert status == 200
@@ -102,7 +103,7 @@ def test_stream_post_param_call_order(server: Server, tmp_path: object) -> None:
 
 def test_stream_post_param_empty_file(server: Server, tmp_path: object) -> None:
     body = multipart(("file", "empty.txt", b""))
-    _, _, answer = server.get(f"/upload?dir={tmp_path}", method="POST", body=body,
+    _, _, answer = get(server.port, f"/upload?dir={tmp_path}", method="POST", body=body,
                               headers={"Content-Type": f"multipart/form-data; boundary={BOUNDARY}"})
     report = json.loads(answer)
     assert report["calls"] == ["first", "end"] and report["bytes"] == 0

@@ -18,6 +18,7 @@ from collections.abc import Iterator
 
 import pytest
 from http_support import RawClient, Server, http_server, request_bytes
+from prod_apps.prod_support import get, get_json
 
 BODY_LIMIT = 100_000
 
@@ -38,7 +39,7 @@ def impatient() -> Iterator[Server]:
 
 
 def worker_pid(server: Server) -> int:
-    return int(server.json("/pid")["pid"])
+    return int(get_json(server.port, "/pid")["pid"])
 
 
 def refused(server: Server, data: bytes, shut: bool = False) -> tuple[int, RawClient]:
@@ -200,14 +201,14 @@ def test_handler_exception_after_a_complete_response_keeps_the_response(server: 
 
 @pytest.mark.parametrize("route", ["/no-status", "/length-mismatch"])
 def test_handler_misuse_gives_500(server: Server, route: str) -> None:
-    status, headers, _ = server.get(route)
+    status, headers, _ = get(server.port, route)
     assert status == 500 and headers["Connection"] == "close"
 
 
 def test_a_handler_returning_false_retires_its_worker(server: Server) -> None:
     before = worker_pid(server)
     mark = len(server.program.lines)
-    assert server.json("/retire")["pid"] == before
+    assert get_json(server.port, "/retire")["pid"] == before
     server.program.wait_for_line(rf"worker {before} exited with status 0".encode(), start=mark)
     assert worker_pid(server) != before
 

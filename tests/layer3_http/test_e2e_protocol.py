@@ -19,6 +19,7 @@ from collections.abc import Iterator
 
 import pytest
 from http_support import RawClient, Server, http_server, request_bytes
+from prod_apps.prod_support import get, get_json
 from support import EXAMPLES, running
 
 CURL = "/usr/bin/curl" if os.path.exists("/usr/bin/curl") else None
@@ -152,7 +153,7 @@ def test_flushed_pieces_are_separate_chunks(server: Server) -> None:
 
 
 def test_declared_content_length_is_used(server: Server) -> None:
-    status, headers, body = server.get("/big?size=200000&length=1")
+    status, headers, body = get(server.port, "/big?size=200000&length=1")
     assert status == 200 and headers["Content-Length"] == "200000" and len(body) == 200000
     assert "Transfer-Encoding" not in headers
 
@@ -187,7 +188,7 @@ def test_bodyless_statuses(server: Server, code: int, length: str | None) -> Non
 
 
 def test_data_for_a_bodyless_status_is_a_handler_error(server: Server) -> None:
-    status, _, _ = server.get("/status?code=204&data=x")
+    status, _, _ = get(server.port, "/status?code=204&data=x")
     assert status == 500
 
 
@@ -342,7 +343,7 @@ def test_response_header_injection_raised_gives_500(server: Server, value: str) 
 def test_echo_example_under_the_command_line() -> None:
     app = EXAMPLES / "layer3/echo_app.py"
     with http_server(app=app) as echo:
-        answer = echo.json("/some/path?a=1&a=2", method="POST", body=b"hello",
+        answer = get_json(echo.port, "/some/path?a=1&a=2", method="POST", body=b"hello",
                            headers={"X-Demo": "yes"})
     assert answer["method"] == "POST" and answer["path"] == "some/path"
     assert answer["query"] == "?a=1&a=2" and answer["get_params"] == {"a": ["1", "2"]}

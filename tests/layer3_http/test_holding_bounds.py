@@ -25,6 +25,7 @@ from pathlib import Path
 
 import pytest
 from http_support import APPS, Server, http_server
+from prod_apps.prod_support import get_json
 
 APP = APPS / "parking_app.py"
 PROMPT = 2.0  # "at once", on a loaded machine
@@ -46,7 +47,7 @@ def head_part(size: int) -> bytes:
 
 def normal_request_time(server: Server) -> float:
     began = time.monotonic()
-    answer = server.json("/normal")
+    answer = get_json(server.port, "/normal")
     assert answer["path"] == "/normal"
     return time.monotonic() - began
 
@@ -152,5 +153,5 @@ def test_a_stopped_worker_is_killed_and_replaced(server: Server) -> None:
     finally:
         with contextlib.suppress(ProcessLookupError):
             os.kill(workers[0], signal.SIGCONT)
-    assert {answer for answer in (server.json("/after")["pid"] for _ in range(3))} <= set(
+    assert {answer for answer in (get_json(server.port, "/after")["pid"] for _ in range(3))} <= set(
         int(pid) for pid in children.read_text().split())

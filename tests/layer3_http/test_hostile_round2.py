@@ -161,7 +161,7 @@ def peak_resident(pid: int) -> int:
 def test_an_urlencoded_flood_is_refused_early_with_bounded_memory() -> None:
     body = b"&a" * (8 * MiB)  # 16 MiB, 8 million fields; the limit is 10000
     with http_server("--workers", "1", app=RECORDER) as server:
-        worker = server.json("/hello", method="POST", body=b"")["pid"]
+        worker = get_json(server.port, "/hello", method="POST", body=b"")["pid"]
         before = peak_resident(worker)
         head = request_bytes("POST", "/form", headers=[
             ("Host", "t"), ("Content-Type", FORMS[0]), ("Content-Length", str(len(body)))])

@@ -31,6 +31,7 @@ from typing import Any
 
 import pytest
 from http_support import http_server
+from prod_apps.prod_support import get
 from support import ROOT, running
 
 TOOL = ROOT / "bench" / "hostile.py"
@@ -139,7 +140,7 @@ def test_target_mode_attacks_a_running_server_and_leaves_it_running(tmp_path: Pa
         assert [(row["attack"], row["verdict"]) for row in rows] == [
             ("slow head 1 KiB", "ok"), ("Content-Length with chunked", "ok")]
         assert server.program.proc.poll() is None
-        assert server.get("/")[0] == 200
+        assert get(server.port, "/")[0] == 200
 
 
 @pytest.mark.parametrize("address", ["192.0.2.1:80", "[2001:db8::1]:80", "localhost:80"])

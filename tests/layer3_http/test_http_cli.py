@@ -16,7 +16,7 @@ from pathlib import Path
 
 import pytest
 from http_support import TEST_APP, RawClient, request_bytes
-from support import ROOT, running
+from support import ROOT, free_port, running
 
 PYTHON = [sys.executable, "-m", "layer3_http"]
 ENV = {"PYTHONPATH": str(ROOT)}
@@ -52,9 +52,7 @@ def test_module_and_callback(tmp_path: Path) -> None:
 
 
 def test_fixed_port_prints_the_url_and_sigterm_stops_with_0() -> None:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        port = probe.getsockname()[1]
+    port = free_port()
     with running([*PYTHON, str(TEST_APP), "--listen", f"127.0.0.1:{port}"]) as program:
         program.wait_for_line(rf"listening on http://127\.0\.0\.1:{port}/".encode())
         assert get(port) == b"hello\n"

@@ -19,6 +19,7 @@ from collections.abc import Iterator
 
 import pytest
 from http_support import APPS, Server, http_server, request_bytes
+from prod_apps.prod_support import get, get_json
 from support import ROOT
 
 HOST = ("Host", "t")
@@ -31,7 +32,7 @@ def server() -> Iterator[Server]:
 
 
 def pid(server: Server) -> int:
-    return int(server.json("/pid")["pid"])
+    return int(get_json(server.port, "/pid")["pid"])
 
 
 def test_final_zero_chunk_is_accepted(server: Server) -> None:
@@ -67,7 +68,7 @@ def test_client_connection_close_is_honoured(server: Server) -> None:
 def test_handler_error_is_answered_500_and_the_worker_lives(server: Server) -> None:
     """The original reset the connection and killed the worker."""
     before = pid(server)
-    status, headers, body = server.get("/fail")
+    status, headers, body = get(server.port, "/fail")
     assert (status, body) == (500, b"500 Internal Server Error\n")
     assert headers["Connection"] == "close"
     assert pid(server) == before and server.worker_exits() == []
@@ -140,14 +141,14 @@ def test_unquoted_multipart_filename_is_kept(server: Server) -> None:
     """The original dropped ``filename=notes.txt`` (without quotes)."""
     body = (b"--xx\r\nContent-Disposition: form-data; name=doc; filename=notes.txt\r\n\r\n"
             b"text\r\n--xx--\r\n")
-    status, _, answer = server.get("/form", method="POST", body=body,
+    status, _, answer = get(server.port, "/form", method="POST", body=body,
                                    headers={"Content-Type": "multipart/form-data; boundary=xx"})
     assert status == 200 and json.loads(answer)["metadata"]["doc"] == [["notes.txt", None]]
 
 
 def test_final_multipart_delimiter_without_crlf_is_accepted(server: Server) -> None:
     body = b"--xx\r\nContent-Disposition: form-data; name=a\r\n\r\nvalue\r\n--xx--"
-    status, _, answer = server.get("/form", method="POST", body=body,
+    status, _, answer = get(server.port, "/form", method="POST", body=body,
                                    headers={"Content-Type": "multipart/form-data; boundary=xx"})
     assert status == 200 and json.loads(answer)["params"] == {"a": ["value"]}
 

@@ -40,6 +40,7 @@ from typing import Any
 import pytest
 import trustme
 from http_support import APPS, RawClient, Server, http_server, request_bytes
+from prod_apps.prod_support import get_json
 
 APP = APPS / "parking_app.py"
 READY = re.compile(rb"pool 0: stats total=2 idle=2 busy=0 ")
@@ -305,8 +306,7 @@ def test_two_hundred_idle_keep_alive_connections_do_not_slow_a_new_client() -> N
                 assert raw_answer(client)["path"] == f"/idle{number}"
             for _ in range(3):
                 started = time.monotonic()
-                status, _, body = server.get("/new")
-                assert status == 200 and json.loads(body)["path"] == "/new"
+                assert get_json(server.port, "/new")["path"] == "/new"
                 assert time.monotonic() - started < PROMPT
             for number, client in enumerate(idle[::20]):  # parked ones resume
                 client.send(request_bytes(target=f"/again{number}"))

@@ -21,6 +21,7 @@ from pathlib import Path
 
 import pytest
 from http_support import RawClient, Response, Server, http_server, request_bytes
+from prod_apps.prod_support import get
 from support import running
 
 from layer3_http import _static
@@ -205,7 +206,7 @@ def test_if_range_with_the_current_etag_gives_206(server: Server) -> None:
 
 
 def test_other_methods_get_405(server: Server) -> None:
-    status, headers, _ = server.get("/style.css", method="POST", body=b"x=1")
+    status, headers, _ = get(server.port, "/style.css", method="POST", body=b"x=1")
     assert status == 405 and headers["Allow"] == "GET, HEAD"
 
 

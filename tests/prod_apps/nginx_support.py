@@ -16,13 +16,12 @@ import os
 import re
 import shutil
 import signal
-import socket
 import subprocess
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
-from support import Program, running
+from support import Program, free_port, running
 
 STARTED = re.compile(rb"start worker process")
 
@@ -44,12 +43,6 @@ def find_nginx() -> str | None:
         except (OSError, subprocess.TimeoutExpired):
             return None
     return "/usr/sbin/nginx" if os.access("/usr/sbin/nginx", os.X_OK) else shutil.which("nginx")
-
-
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return int(probe.getsockname()[1])
 
 
 def main_config(folder: Path, site: str) -> Path:

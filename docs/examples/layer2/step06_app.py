@@ -26,7 +26,7 @@ import sys
 import time
 
 from layer1_sockets import BufferedSocket
-from layer2_prefork import TCP, Event, Interval, Listener, Local, listen, run
+from layer2_prefork import TCP, Event, Interval, ListenerSpec, Local, listen, run
 
 MIB = 1024 * 1024
 leaked: list[bytearray] = []
@@ -99,8 +99,8 @@ def options() -> argparse.Namespace:
 # --8<-- [start:listen]
 def main() -> None:
     args = options()
-    listeners: list[Listener] = [TCP("127.0.0.1", args.port),
-                                 Interval("heartbeat", args.heartbeat)]
+    listeners: list[ListenerSpec] = [TCP("127.0.0.1", args.port),
+                                     Interval("heartbeat", args.heartbeat)]
     if args.socket:
         listeners.append(Local(args.socket))
     pool = listen(*listeners, prepare=prepare, connect=connect, finish=finish,

@@ -51,11 +51,11 @@ from layer2_prefork import (
     Event,
     Interval,
     Local,
-    _worker,
     linger,
     listen,
     send_rest,
 )
+from layer2_prefork.worker import _loop as _worker
 
 settings: dict[str, str] = {"workers": "2", "filter": "line", "max_bytes": "16384",
                             "local": "", "marker": "", "die_after_hold": "",

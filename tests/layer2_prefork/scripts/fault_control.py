@@ -12,7 +12,7 @@ from __future__ import annotations
 import importlib.util
 from pathlib import Path
 
-from layer2_prefork import _worker
+from layer2_prefork.worker import _loop as _worker
 
 HOSTILE = Path(__file__).resolve().parents[2] / "hostile_apps" / "fault_server.py"
 

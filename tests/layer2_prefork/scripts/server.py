@@ -28,13 +28,13 @@ from layer2_prefork import (
     Local,
     Main,
     StartupError,
-    _timeout,
-    _worker,
     listen,
     run,
     timeout,
     timeout_each,
 )
+from layer2_prefork.worker import _loop as _worker
+from layer2_prefork.worker import _timeout
 
 kept: list[bytes] = []
 

@@ -40,9 +40,9 @@ import socket
 import sys
 from collections.abc import Sequence
 
-from ._activation import LISTEN_FDS_START, UPGRADE_PREFIX, listen_environment, listener_key
-from ._config import TCP, Inherited, Local
-from ._runtime import PoolRuntime
+from .._activation import LISTEN_FDS_START, UPGRADE_PREFIX, listen_environment, listener_key
+from .._config import TCP, Inherited, Local
+from ._pool_runtime import PoolRuntime
 
 __all__ = ["PIDFILE_VARIABLE", "READY_VARIABLE", "UPGRADE_SIGNAL", "Predecessor", "Successor",
            "notify", "reclaim_pidfile"]

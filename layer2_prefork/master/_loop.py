@@ -2,7 +2,7 @@
 
 The master forks workers, keeps every pool at its configured size, and
 takes every wait on the network off the workers' hands. Idle workers
-accept new connections themselves (see `_worker`); the master gets only
+accept new connections themselves (see `layer2_prefork.worker`); the master gets only
 what must wait: new connections whose request has not fully arrived
 (`H`), parked keep-alive connections (`P`), lingering closes (`L`) and
 the rest of slow responses (`S`). It is written as a list, in the manner
@@ -67,20 +67,21 @@ import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
-from . import _logging, _upgrade
-from ._config import PoolSpec
-from ._errors import ExitCode
+from .. import _logging
+from .._config import PoolSpec
+from .._errors import ExitCode
+from .._logging import logger
+from .._sockets import Bound
+from . import _upgrade
 from ._finishing import Finishing
 from ._holding import Holding
 from ._lifecycle import Lifecycle, Phase
-from ._logging import logger
-from ._pool import PoolState
+from ._pool_runtime import PoolRuntime
+from ._pool_state import PoolState
 from ._reload import Outcome, Reload
-from ._runtime import PoolRuntime
 from ._schedule import Schedule
 from ._signals import SignalQueue
-from ._sockets import Bound
-from ._workers import Workers
+from ._table import Workers
 
 HANDLED_SIGNALS = (signal.SIGTERM, signal.SIGINT, signal.SIGHUP, signal.SIGCHLD, signal.SIGUSR1,
                    signal.SIGUSR2, _upgrade.UPGRADE_SIGNAL)

@@ -39,9 +39,9 @@ from collections import deque
 from dataclasses import dataclass
 from enum import Enum
 
-from ._config import PoolOptions
-from ._errors import ProtocolError
-from ._scoreboard import Seen
+from .._config import PoolOptions
+from .._errors import ProtocolError
+from .._scoreboard import Seen
 
 
 class State(Enum):

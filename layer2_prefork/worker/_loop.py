@@ -63,12 +63,20 @@ from typing import Any, NoReturn
 
 from layer1_sockets import BufferedSocket
 
-from . import _handover, _park, _timeout
-from ._accept import FIRST_PAUSE, TRANSIENT
-from ._config import TCP, Event, Inherited, Interval, Listener, Local, Main, PoolSpec
-from ._errors import ProtocolError
-from ._filter import DispatchFilter
-from ._protocol import (
+from .._accept import FIRST_PAUSE, TRANSIENT
+from .._config import (
+    TCP,
+    DispatchFilter,
+    Event,
+    Inherited,
+    Interval,
+    ListenerSpec,
+    Local,
+    Main,
+    PoolSpec,
+)
+from .._errors import ProtocolError
+from .._protocol import (
     CONTROL_TO_WORKER,
     QUEUE,
     Decoder,
@@ -80,7 +88,8 @@ from ._protocol import (
     pack_bytes,
     unpack_bytes,
 )
-from ._scoreboard import ExitCause, Writer
+from .._scoreboard import ExitCause, Writer
+from . import _handover, _park, _timeout
 
 CLOSE_TIMEOUT = 10.0
 """Seconds the worker spends flushing a connection the handler left open."""
@@ -434,7 +443,7 @@ class Worker:
         return self._after(result)
     # --8<-- [end:serve]
 
-    def _check_work(self, index: int, sock: socket.socket | None) -> Listener:
+    def _check_work(self, index: int, sock: socket.socket | None) -> ListenerSpec:
         """The listener a piece of work belongs to.
 
         Raises:
@@ -611,7 +620,7 @@ def stop_fd() -> int | None:
     return worker.control.fileno()
 
 
-def _given(listener: Listener, sock: socket.socket | None,
+def _given(listener: ListenerSpec, sock: socket.socket | None,
            data: bytes) -> BufferedSocket | Event:
     """What `connect` is given: the connection with the bytes read of it, or a timer event."""
     if isinstance(listener, Interval):

@@ -42,8 +42,8 @@ from dataclasses import dataclass
 
 from layer1_sockets import BufferedSocket
 
-from . import _worker
-from ._protocol import AFTER_CLOSE, AFTER_PARK, LINGER, MAX_HELD, NO_LIMIT, SEND, Kind, encode
+from .._protocol import AFTER_CLOSE, AFTER_PARK, LINGER, MAX_HELD, NO_LIMIT, SEND, Kind, encode
+from . import _loop as _worker
 
 _MAX_LIMIT = NO_LIMIT - 1
 LAZY_LINGER = 0.005

@@ -48,9 +48,9 @@ import socket
 import time
 from dataclasses import dataclass, field
 
-from ._filter import ANY_BYTE, DispatchFilter
-from ._logging import logger
-from ._runtime import PoolRuntime
+from .._config import ANY_BYTE, DispatchFilter
+from .._logging import logger
+from ._pool_runtime import PoolRuntime
 
 READ_SIZE = 65536
 BYTE_LIMIT = 256 << 20

@@ -39,15 +39,16 @@ import time
 from collections.abc import Callable, Sequence
 from typing import Protocol
 
-from . import _counters, _worker
-from ._config import TCP, Inherited, Local
-from ._errors import ProtocolError
-from ._logging import logger, pid_prefix
-from ._park import GRACE
-from ._protocol import LINGER, NO_LIMIT, SEND, Kind, Message, unpack_bytes
-from ._runtime import PoolRuntime
-from ._scoreboard import ExitCause, Scoreboard, Seen, Writer
-from ._spawn import WorkerProcess, fork_worker
+from .. import _counters
+from .._config import TCP, Inherited, Local
+from .._errors import ProtocolError
+from .._logging import logger, pid_prefix
+from .._protocol import LINGER, NO_LIMIT, SEND, Kind, Message, unpack_bytes
+from .._scoreboard import ExitCause, Scoreboard, Seen, Writer
+from ..worker import _loop as _worker
+from ..worker._park import GRACE
+from ._handle import WorkerProcess, fork_worker
+from ._pool_runtime import PoolRuntime
 
 
 class Taker(Protocol):

@@ -2,7 +2,7 @@
 
 `SIGUSR2` makes the master start a `Reload`; the master loop then calls
 `Reload.step` once a round until it says the reload is over. For each
-pool, in declaration order:
+pool, in declaration order::
 
     new generation   the pool's `generation` goes up by one: every worker
                      forked from now on (by the reload or by the pool's own
@@ -40,9 +40,9 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from enum import Enum
 
-from ._logging import logger
-from ._runtime import PoolRuntime
-from ._workers import Workers, describe_exit
+from .._logging import logger
+from ._pool_runtime import PoolRuntime
+from ._table import Workers, describe_exit
 
 
 class Outcome(Enum):

@@ -18,7 +18,7 @@ request that set it.
 `timeout_each(seconds, func, *args)` is the same as
 `timeout(seconds, func, *args)` for work repeated in a loop, such as one
 request after another on a keep-alive connection, where two `setitimer`
-calls per request were a tenth of a short request's cost. It sets the
+calls per request would be a tenth of a short request's cost. It sets the
 kernel's timer lazily:
 
 * a deadline only slightly later than the one the timer is already set
@@ -54,7 +54,7 @@ import time
 from collections.abc import Callable
 from typing import TypeVar, TypeVarTuple, overload
 
-from ._config import check_number
+from .._config import check_number
 
 T = TypeVar("T")
 Ts = TypeVarTuple("Ts")

@@ -54,8 +54,8 @@ from collections.abc import Iterable
 
 from layer1_sockets import BufferedSocket
 
-from . import _worker
-from ._protocol import Kind, connect_payload, encode
+from .._protocol import Kind, connect_payload, encode
+from . import _loop as _worker
 
 SLICE = 0.0
 """Seconds a busy connection keeps its worker while other work waits (its time slice).

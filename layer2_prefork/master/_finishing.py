@@ -40,7 +40,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from enum import Enum
 
-from ._protocol import AFTER_PARK, NO_LIMIT
+from .._protocol import AFTER_PARK, NO_LIMIT
 
 SEND_BLOCK = 1 << 20
 """The most bytes one `sendfile` call sends (the loop's other work goes on)."""

@@ -28,14 +28,15 @@ import termios
 from collections import deque
 from collections.abc import Sequence
 from dataclasses import dataclass, field
+from typing import Optional
 
-from . import _accept
-from ._config import Interval, Main, PoolSpec
-from ._logging import logger
-from ._pool import Counts, PoolState
-from ._protocol import Kind, connect_payload, encode, pack_bytes
+from .. import _accept
+from .._config import Interval, Main, PoolSpec
+from .._logging import logger
+from .._protocol import Kind, connect_payload, encode, pack_bytes
+from .._sockets import Bound
+from ._pool_state import Counts, PoolState
 from ._schedule import Schedule
-from ._sockets import Bound
 
 LOST_AFTER = 0.2
 """Seconds a handed-out timer run may be nowhere to be seen before it counts as lost."""
@@ -123,7 +124,8 @@ class PoolRuntime:
     """Timer runs handed out that no worker runs and the queue no longer holds, since when."""
     told: dict[int, float] = field(default_factory=dict)
     """Busy workers sent `W`, with the start of the work they were told during."""
-    backlogs: select.poll | None = None
+    # Optional[...]: `select.poll` is a function at run time, and `function | None` raises.
+    backlogs: Optional[select.poll] = None  # noqa: UP045
     logged: tuple[Counts, int] | None = None
     """The counts and the work taken, as last written by `--stats`."""
     served: int = 0

@@ -23,7 +23,7 @@ import math
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-from ._config import Interval, Listener, Main
+from .._config import Interval, ListenerSpec, Main
 
 
 @dataclass(slots=True)
@@ -68,7 +68,7 @@ class Schedule:
         now: The start time.
     """
 
-    def __init__(self, listeners: Sequence[Listener], now: float) -> None:
+    def __init__(self, listeners: Sequence[ListenerSpec], now: float) -> None:
         self._timers: dict[int, _Timer] = {}
         for index, listener in enumerate(listeners):
             if isinstance(listener, Interval):

@@ -7,7 +7,7 @@ inherited objects, so their pages stay shared; the master unfreezes right
 after the fork, so its own garbage stays collectable), flushes the standard streams (or their
 buffered bytes would be written twice), and forks. In the child it closes
 every descriptor that belongs to the master, makes the stderr pair fd 2 and
-hands over to `layer2_prefork._worker.main()`, which never returns.
+hands over to `layer2_prefork.worker._loop.main()`, which never returns.
 
 `WorkerProcess` is the master's handle on a worker: its PID and the
 master's (non-blocking) ends of both pairs, with the decoder and line
@@ -24,11 +24,11 @@ import sys
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
-from . import _worker
-from ._config import PoolSpec
-from ._errors import ProtocolError
-from ._logging import LineSplitter
-from ._protocol import TO_MASTER, Decoder, Kind, Message, encode
+from .._config import PoolSpec
+from .._errors import ProtocolError
+from .._logging import LineSplitter
+from .._protocol import TO_MASTER, Decoder, Kind, Message, encode
+from ..worker import _loop as _worker
 
 READ_SIZE = 65536
 
