@@ -69,7 +69,8 @@ def test_the_inventory_reader_reads_what_sphinx_wrote(built_site: Path) -> None:
     found = inventory(built_site)
     assert found["layer1_sockets.poll"] == "layer1_sockets.html#layer1_sockets.poll"
     assert found["layer3_http.Request.send_status"].endswith("#layer3_http.Request.send_status")
-    assert found["layer2_prefork.master._holding"] == "layer2_prefork.html#module-layer2_prefork.master._holding"
+    assert (found["layer2_prefork.master._holding"]
+            == "layer2_prefork.html#module-layer2_prefork.master._holding")
     with pytest.raises(ValueError, match="version 2"):
         hook.read_inventory(b"# Sphinx inventory version 1\n# a\n# b\n# c\n"
                             + zlib.compress(b""))
