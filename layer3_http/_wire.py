@@ -40,7 +40,6 @@ Moonbridge: the ``unblock`` and ``consume`` helpers inside
 from __future__ import annotations
 
 import functools
-import ipaddress
 import os
 import time
 from collections.abc import Sequence
@@ -51,7 +50,7 @@ from layer2_prefork import linger, send_rest
 
 from ._errors import ClientError
 from ._options import Options
-from ._proxy import canonical_address
+from ._proxy import canonical_address, socket_address
 
 __all__ = ["BodyPump", "Wire"]
 
@@ -132,8 +131,8 @@ class Wire:
     @functools.cached_property
     def peer_address(self) -> str | None:
         """The peer's IP address in canonical text form; `None` on a Unix socket."""
-        packed = self.sock.remote_ip4 or self.sock.remote_ip6
-        return None if packed is None else canonical_address(str(ipaddress.ip_address(packed)))
+        address = socket_address(self.sock)
+        return None if address is None else canonical_address(address)
 
     # -- writing -------------------------------------------------------------
 

@@ -252,7 +252,10 @@ class Tab:
             started, ended = set(), set()
             for event in self.devtools.events[since:]:
                 if event["method"] == "Network.requestWillBeSent":
-                    started.add(event["params"]["requestId"])
+                    # Chromium fetches a page's icon for its tab, outside the page: a
+                    # later page's mark can see it start and never see it end
+                    if "favicon" not in event["params"]["request"]["url"]:
+                        started.add(event["params"]["requestId"])
                 elif event["method"] in ("Network.loadingFinished", "Network.loadingFailed"):
                     ended.add(event["params"]["requestId"])
             return started - ended

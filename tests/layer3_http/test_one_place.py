@@ -91,12 +91,10 @@ def test_statuses_without_content_are_one_set() -> None:
 
 
 def test_only_proxy_reads_addresses_off_a_socket() -> None:
-    # _wire.py's Wire.peer_address is to call socket_address too; until then it is
-    # the one other reader, and asks IPv4 first as socket_address does.
     readers = sorted({name for name, tree in trees() for node in ast.walk(tree)
                       if isinstance(node, ast.Attribute) and node.attr in (
                           "remote_ip4", "remote_ip6", "local_ip4", "local_ip6")})
-    assert readers == ["_proxy.py", "_wire.py"]
+    assert readers == ["_proxy.py"]
 
 
 def test_a_worker_logs_one_way() -> None:
