@@ -37,6 +37,8 @@ import ssl
 import sys
 from typing import Literal
 
+from lines import next_line
+
 from layer1_sockets import BufferedSocket
 from layer2_prefork import (
     TCP,
@@ -44,7 +46,6 @@ from layer2_prefork import (
     listen,
     park,
     stop_fd,
-    stopping,
     work_waiting,
 )
 
@@ -61,18 +62,6 @@ LINGER = float(settings["linger"])
 
 def seconds(text: str) -> float | None:
     return float(text) if text else None
-
-
-def next_line(conn: BufferedSocket) -> bytes:
-    """The next line (or what came before the client's end); b"" at the end or a stop."""
-    while not conn.buffered:
-        if stopping():
-            return b""
-        control = stop_fd()
-        watched = [conn.fileno()] + ([control] if control is not None else [])
-        if conn.fileno() in select.select(watched, [], [])[0]:
-            break
-    return conn.read(terminator=b"\n")
 
 
 def start_tls(conn: BufferedSocket) -> None:

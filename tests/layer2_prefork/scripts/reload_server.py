@@ -14,11 +14,12 @@ version=<version>`` (work under way during a reload) before it parks.
 from __future__ import annotations
 
 import os
-import select
 import sys
 
+from lines import next_line
+
 from layer1_sockets import BufferedSocket
-from layer2_prefork import TCP, DispatchFilter, listen, park, stop_fd, stopping
+from layer2_prefork import TCP, DispatchFilter, listen, park
 
 settings = {"version": ""}
 for argument in sys.argv[1:]:
@@ -38,18 +39,6 @@ def prepare() -> None:
     if text == "broken":
         raise RuntimeError("this version is broken")
     loaded = text
-
-
-def next_line(conn: BufferedSocket) -> bytes:
-    """The next line; b"" at the client's end or a stop."""
-    while not conn.buffered:
-        if stopping():
-            return b""
-        control = stop_fd()
-        watched = [conn.fileno()] + ([control] if control is not None else [])
-        if conn.fileno() in select.select(watched, [], [])[0]:
-            break
-    return conn.read(terminator=b"\n")
 
 
 def connect(conn: BufferedSocket) -> None:
