@@ -312,7 +312,7 @@ def _serve(arguments: argparse.Namespace, options: Options, sizes: dict[str, int
         except OSError as error:
             logger.error("cannot listen for metrics: %s", error)
             return ExitCode.STARTUP_ERROR
-        _announce_metrics(arguments.metrics, metrics.addresses[0])
+        _announce([arguments.metrics], metrics.addresses[:1], "http", "metrics on", "/metrics")
     if arguments.reload:
         _start_reloader(arguments)
     try:
@@ -355,24 +355,14 @@ def _production(arguments: argparse.Namespace, options: Options) -> Options:
     return options
 
 
-def _announce_metrics(listener: ListenerSpec, address: object) -> None:
-    """Print where the metrics are: ``metrics on port N`` when the kernel chose it, else the URL."""
-    if isinstance(address, str):
-        print(f"metrics on unix:{address}", flush=True)
-    elif isinstance(address, tuple) and isinstance(listener, TCP) and listener.port == 0:
-        print(f"metrics on port {address[1]}", flush=True)
-    elif isinstance(address, tuple):
-        host = f"[{address[0]}]" if ":" in address[0] else address[0]
-        print(f"metrics on http://{host}:{address[1]}/metrics", flush=True)
-
-
-def _announce(listeners: Sequence[ListenerSpec], addresses: Sequence[object], scheme: str) -> None:
+def _announce(listeners: Sequence[ListenerSpec], addresses: Sequence[object], scheme: str,
+              what: str = "listening on", path: str = "/") -> None:
     """Print one line per listener: the port when the kernel chose it, else the URL."""
     for listener, address in zip(listeners, addresses, strict=True):
         if isinstance(address, str):
-            print(f"listening on unix:{address}", flush=True)
+            print(f"{what} unix:{address}", flush=True)
         elif isinstance(address, tuple) and isinstance(listener, TCP) and listener.port == 0:
-            print(f"listening on port {address[1]}", flush=True)
+            print(f"{what} port {address[1]}", flush=True)
         elif isinstance(address, tuple):
             host = f"[{address[0]}]" if ":" in address[0] else address[0]
-            print(f"listening on {scheme}://{host}:{address[1]}/", flush=True)
+            print(f"{what} {scheme}://{host}:{address[1]}{path}", flush=True)
